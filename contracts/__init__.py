@@ -1,0 +1,33 @@
+"""Event contracts: what travels on streamrank's topics.
+
+The lowest layer: state, scoring and streams depend on it; it depends on nothing of theirs.
+"""
+
+from contracts.codec import MAX_PAYLOAD_BYTES, DecodeError, decode, encode
+from contracts.events import (
+    SCHEMA_VERSION,
+    Action,
+    ActionEvent,
+    Candidate,
+    Item,
+    RankedItem,
+    RankedResult,
+    SearchEvent,
+)
+from contracts.topics import TopicNames
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "SCHEMA_VERSION",
+    "Action",
+    "ActionEvent",
+    "Candidate",
+    "DecodeError",
+    "Item",
+    "RankedItem",
+    "RankedResult",
+    "SearchEvent",
+    "TopicNames",
+    "decode",
+    "encode",
+]

@@ -1,0 +1,117 @@
+"""The events on streamrank's topics, as validated pydantic models.
+
+Models are strict (no silent coercion of "12" into 12) because anything a producer gets wrong
+should land in the deadletter topic with a precise reason rather than be half-understood.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+Id = Annotated[str, Field(min_length=1, max_length=256)]
+EpochMs = Annotated[int, Field(ge=0, description="milliseconds since the Unix epoch")]
+ShortText = Annotated[str, Field(max_length=2048)]
+MAX_CANDIDATES = 1000
+# A Literal rather than an Enum: strict mode would refuse the JSON string for an enum member.
+Action = Literal["view", "click", "add_to_cart", "purchase"]
+
+
+class Contract(BaseModel):
+    """Common configuration: strict types, unknown fields ignored (forward compatible)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = Field(
+        default=SCHEMA_VERSION,
+        description="version of this contract; producers may omit it while it is 1",
+    )
+
+
+class Candidate(BaseModel):
+    """One product the site's first-stage search proposes for a query."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    item_id: Id
+    retrieval_score: float | None = Field(
+        default=None, description="first-stage score, if the site has one"
+    )
+
+
+class SearchEvent(Contract):
+    """A user searched; streamrank re-ranks `candidates` for them. Key: user_id."""
+
+    event_id: Id
+    request_id: Id = Field(description="echoed in the RankedResult; actions may cite it")
+    user_id: Id
+    session_id: Id | None = None
+    ts: EpochMs
+    query: ShortText
+    candidates: list[Candidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
+
+
+class ActionEvent(Contract):
+    """A user did something with an item. Key: user_id."""
+
+    event_id: Id
+    user_id: Id
+    ts: EpochMs
+    item_id: Id
+    action: Action
+    request_id: Id | None = Field(default=None, description="the search this action answers")
+    position: int | None = Field(default=None, ge=0, description="0-based rank it was shown at")
+    query: ShortText | None = Field(default=None, description="the query, when the site knows it")
+
+
+class Item(Contract):
+    """A catalog product. Key: item_id. The topic is compacted; `deleted` tombstones it."""
+
+    item_id: Id
+    title: ShortText
+    brand: ShortText | None = None
+    category: ShortText | None = None
+    price: float | None = Field(default=None, ge=0)
+    description: Annotated[str, Field(max_length=20_000)] | None = None
+    deleted: bool = False
+
+    def text(self) -> str:
+        """The text a model reads for this item: title first, it carries the most signal."""
+        parts = [self.title]
+        parts += [p for p in (self.brand, self.category) if p]
+        if self.description:
+            parts.append(self.description[:500])
+        return " | ".join(parts)
+
+
+class RankedItem(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    item_id: Id
+    score: float
+    rank: int = Field(ge=1, description="1 = best")
+
+
+class RankedResult(Contract):
+    """streamrank's answer to a SearchEvent. Key: user_id."""
+
+    request_id: Id
+    user_id: Id
+    items: list[RankedItem] = Field(description="every candidate exactly once, best first")
+    model_version: str
+    degraded: bool = Field(
+        default=False, description="true when the list is the original order, not a ranking"
+    )
+    received_ts: EpochMs = Field(description="when the worker read the search")
+    published_ts: EpochMs = Field(description="when the worker published this result")
+
+
+CONTRACTS: dict[str, type[Contract]] = {
+    "SearchEvent": SearchEvent,
+    "ActionEvent": ActionEvent,
+    "Item": Item,
+    "RankedResult": RankedResult,
+}

@@ -1,0 +1,131 @@
+"""The Faust application: tables, agents and HTTP views wired to state and scoring.
+
+Agents are thin: decode (bad input → deadletter), call state or the SearchHandler, produce.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from contracts import ActionEvent, DecodeError, Item, SearchEvent, decode, encode
+from scoring.base import Scorer
+from state import CatalogStore, SequenceStore
+from streams.deadletter import DeadLetters
+from streams.search import SearchHandler, now_ms
+from streams.settings import Settings
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+def _key(event: Any) -> str | None:
+    key = event.key
+    return key.decode(errors="replace") if isinstance(key, bytes) else key
+
+
+class StreamrankApp:
+    def __init__(self, settings: Settings, scorer: Scorer, *, store: str = "rocksdb://") -> None:
+        self.settings = settings
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")],
+            store=store,
+            datadir=str(settings.state_dir),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            web_host=settings.web_host,
+            web_port=settings.web_port,
+            web_bind=settings.web_host,
+            producer_acks=-1,
+            consumer_auto_offset_reset="earliest",
+            # Tables flush to RocksDB and the changelog together with each offset commit.
+            broker_commit_interval=1.0,
+        )
+        self.topics = Topics.declare(self.app, settings.topics, settings.partitions)
+        self.sequence_table = self.app.Table(
+            "user-sequences",
+            key_type=str,
+            value_type=bytes,  # raw: the state package owns the encoding
+            partitions=settings.partitions,
+            help="per-user rolling action sequence, newest first",
+        )
+        # Global: every worker needs every item's text, whatever partitions it owns.
+        self.catalog_table = self.app.GlobalTable(
+            "catalog",
+            key_type=str,
+            value_type=bytes,
+            partitions=settings.partitions,
+            help="item_id -> Item JSON",
+        )
+        self.sequences = SequenceStore(self.sequence_table, settings.sequence_length)
+        self.catalog = CatalogStore(self.catalog_table)
+        self.handler = SearchHandler(
+            scorer, self.sequences, self.catalog, history_length=settings.history_length
+        )
+        self.deadletters = DeadLetters(self.topics.deadletter)
+        self.max_bytes = settings.max_payload_bytes
+
+        self.catalog_agent = self.app.agent(self.topics.catalog, name="catalog")(self._catalog)
+        self.action_agent = self.app.agent(self.topics.action, name="actions")(self._actions)
+        self.search_agent = self.app.agent(self.topics.search, name="searches")(self._searches)
+        self._add_views()
+
+    async def _catalog(self, stream: Any) -> None:
+        async for event in stream.events():
+            key = _key(event)
+            if event.value is None and key:
+                self.catalog.delete(key)  # a Kafka tombstone on the compacted topic
+                continue
+            try:
+                item = decode(event.value, Item, self.max_bytes)
+            except DecodeError as exc:
+                await self.deadletters.send(event, exc)
+                continue
+            self.catalog.upsert(item)
+
+    async def _actions(self, stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                action = decode(event.value, ActionEvent, self.max_bytes)
+            except DecodeError as exc:
+                await self.deadletters.send(event, exc)
+                continue
+            self.sequences.append(action)
+
+    async def _searches(self, stream: Any) -> None:
+        async for event in stream.events():
+            received = now_ms()
+            try:
+                search = decode(event.value, SearchEvent, self.max_bytes)
+            except DecodeError as exc:
+                await self.deadletters.send(event, exc)
+                continue
+            result = await self.handler.answer(search, received)
+            await self.topics.recommendations.send(key=search.user_id, value=encode(result))
+
+    def _add_views(self) -> None:
+        outer = self
+
+        @self.app.page("/health/")
+        class Health(View):
+            async def get(self, request: Request) -> Response:
+                return self.json(
+                    {
+                        "status": "ok",
+                        "model_version": outer.handler.scorer.version,
+                        "provider": outer.handler.scorer.provider,
+                        "deadletters": dict(outer.deadletters.counts),
+                        "catalog_items": len(outer.catalog),
+                    }
+                )
+
+        @self.app.page("/users/{user_id}/sequence/")
+        class UserSequenceView(View):
+            # Local read: with several workers, ask the one that owns the user's partition.
+            async def get(self, request: Request, user_id: str) -> Response:
+                seq = outer.sequences.get(user_id)
+                return self.json({"user_id": user_id, "entries": [e.__dict__ for e in seq.entries]})

@@ -1,0 +1,211 @@
+"""`make demo`: a real broker, a real worker, simulated shoppers, ranked results as they arrive.
+
+Runs under its own topic prefix and consumer group so it never mixes with other data on a
+broker that was already running; it deletes its topics and stops what it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from contracts import RankedResult, SearchEvent, decode, encode
+from streams.broker import LocalBroker, free_port
+from streams.settings import Settings
+from streams.simulation import Shopper, catalog_items, department, liked_share, shoppers
+
+TITLES = {i.item_id: i.title for i in catalog_items()}
+
+
+class WorkerProcess:
+    """`streamrank worker` in a child process, configured only through STREAMRANK_* variables."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.web_port = int(env["STREAMRANK_WEB_PORT"])
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as r:
+            return orjson.loads(r.read())
+
+    async def wait_for(self, check: Any, what: str, timeout: float = 120.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited ({self.proc.returncode}); see {self.log_path}")
+            with contextlib.suppress(OSError, ValueError):
+                value = check(self)
+                if value:
+                    return value
+            await asyncio.sleep(0.25)
+        raise TimeoutError(f"worker: no {what} after {timeout:.0f}s; see {self.log_path}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def worker_env(settings: Settings, bootstrap: str, state_dir: Path, run_id: str) -> dict[str, str]:
+    return {
+        "STREAMRANK_BOOTSTRAP_SERVERS": bootstrap,
+        "STREAMRANK_APP_ID": f"streamrank-demo-{run_id}",
+        "STREAMRANK_TOPIC_PREFIX": f"streamrank.demo-{run_id}.",
+        "STREAMRANK_STATE_DIR": str(state_dir),
+        "STREAMRANK_WEB_PORT": str(free_port()),
+        "STREAMRANK_MODELS_DIR": str(settings.models_dir),
+        "STREAMRANK_PARTITIONS": "2",
+    }
+
+
+def show(result: RankedResult, shopper: Shopper, latency_ms: float) -> str:
+    top = ", ".join(
+        f"{TITLES.get(i.item_id, i.item_id)} [{department(i.item_id)}] {i.score:.2f}"
+        for i in result.items[:3]
+    )
+    return f"{shopper.user_id:>8} likes {shopper.likes:<8} {latency_ms:6.0f} ms  {top}"
+
+
+async def _demo(settings: Settings, bootstrap: str, users: int, rounds: int, tmp: Path) -> None:
+    run_id = uuid.uuid4().hex[:8]
+    env = worker_env(settings, bootstrap, tmp / "state", run_id)
+    topics = Settings(topic_prefix=env["STREAMRANK_TOPIC_PREFIX"]).topics
+    worker = WorkerProcess(env, tmp / "worker.log")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    try:
+        await producer.start()
+        items = catalog_items()
+        for item in items:
+            await producer.send(topics.catalog, encode(item), key=item.item_id.encode())
+        print(f"published {len(items)} catalog items; waiting for the worker …", flush=True)
+        await worker.wait_for(
+            lambda w: w.get("/health/")["catalog_items"] >= len(items), "catalog", 180
+        )
+        health = worker.get("/health/")
+        print(f"worker ready: model {health['model_version']} on {health['provider']}")
+
+        crowd = list(shoppers(users, prefix=f"u{run_id[:4]}"))
+        returning = crowd[: users // 2]
+        t0 = int(time.time() * 1000)
+        for shopper in returning:
+            for action in shopper.warm_up(t0):
+                await producer.send(topics.action, encode(action), key=shopper.user_id.encode())
+        last = returning[-1].user_id
+        await worker.wait_for(
+            lambda w: len(w.get(f"/users/{last}/sequence/")["entries"]) >= 3, "history"
+        )
+        print(f"{len(returning)} returning shoppers have history; {users - len(returning)} are new")
+
+        consumer.subscribe([topics.recommendations])
+        await consumer.start()
+        by_user = {s.user_id: s for s in crowd}
+        shares: dict[tuple[int, bool], list[float]] = {}
+        latencies: list[float] = []
+        for rnd in range(1, rounds + 1):
+            print(f"\n— round {rnd}: every shopper searches —")
+            sent: dict[str, tuple[SearchEvent, float]] = {}
+            for shopper in crowd:
+                search = shopper.search(int(time.time() * 1000))
+                sent[search.request_id] = (search, time.perf_counter())
+                await producer.send(topics.search, encode(search), key=shopper.user_id.encode())
+            while sent:
+                batch = await consumer.getmany(timeout_ms=10_000)
+                if not batch:
+                    raise TimeoutError("no ranked results for 10 s")
+                for records in batch.values():
+                    for rec in records:
+                        result = decode(rec.value, RankedResult)
+                        if result.request_id not in sent:
+                            continue
+                        search, started = sent.pop(result.request_id)
+                        latency = (time.perf_counter() - started) * 1000
+                        latencies.append(latency)
+                        shopper = by_user[result.user_id]
+                        print(show(result, shopper, latency))
+                        ranked = [i.item_id for i in result.items]
+                        key = (rnd, shopper in returning)
+                        shares.setdefault(key, []).append(liked_share(shopper.likes, ranked))
+                        for action in shopper.react(search, ranked, int(time.time() * 1000)):
+                            await producer.send(
+                                topics.action, encode(action), key=shopper.user_id.encode()
+                            )
+            await producer.flush()
+            await asyncio.sleep(1.0)  # let the clicks reach the users' sequences
+
+        print("\nshare of the top 3 from the shopper's liked department (chance ≈ 0.17):")
+        for rnd in range(1, rounds + 1):
+            ret = statistics.mean(shares.get((rnd, True), [0.0]))
+            new = statistics.mean(shares.get((rnd, False), [0.0]))
+            print(f"  round {rnd}: returning {ret:.2f}   new {new:.2f}")
+        lat = sorted(latencies)
+        print(
+            f"\n{len(lat)} searches, produce→result latency p50 {lat[len(lat) // 2]:.0f} ms, "
+            f"p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.0f} ms"
+        )
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        worker.stop()
+        await _delete_topics(bootstrap, [*topics.all().values()], env["STREAMRANK_APP_ID"])
+
+
+async def _delete_topics(bootstrap: str, names: list[str], app_id: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = await admin.list_topics()
+        doomed = [t for t in existing if t in names or t.startswith(app_id + "-")]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+def run_demo(settings: Settings, *, users: int, rounds: int, port: int) -> int:
+    from streams.cli import ensure_model
+
+    ensure_model(settings)
+    with tempfile.TemporaryDirectory(prefix="streamrank-demo-") as tmp:
+        broker = LocalBroker(port=port)
+        already = broker.status().running
+        if not already:
+            # A throwaway broker: its data goes when the demo ends.
+            broker = LocalBroker(port=port, data_dir=Path(tmp) / "kafka")
+            print(f"starting Kafka 3.9.1 on {broker.bootstrap_servers} …", flush=True)
+            broker.start()
+        try:
+            asyncio.run(_demo(settings, broker.bootstrap_servers, users, rounds, Path(tmp)))
+        finally:
+            if not already:
+                broker.stop()
+                print("broker stopped")
+    return 0

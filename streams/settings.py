@@ -1,0 +1,66 @@
+"""Worker configuration: environment variables prefixed STREAMRANK_, read once at the entry point.
+
+Each field is documented because docs/configuration.md and the README table come from here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import MAX_PAYLOAD_BYTES, TopicNames
+
+
+def _cache_home() -> Path:
+    import os
+
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamrank"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STREAMRANK_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma separated"
+    )
+    app_id: str = Field(
+        default="streamrank",
+        description="consumer group and prefix of the state changelog topics",
+    )
+    topic_prefix: str = Field(default="streamrank.", description="prefix of every topic name")
+    partitions: int = Field(
+        default=4, ge=1,
+        description="partitions of the topics the worker creates; events.search and "
+        "events.action must have the same count (state is co-partitioned by user_id)",
+    )
+    replication_factor: int = Field(default=1, ge=1, description="replication of created topics")
+    state_dir: Path = Field(
+        default=Path("var/state"), description="where the worker keeps RocksDB state"
+    )
+    models_dir: Path = Field(
+        default_factory=lambda: _cache_home() / "models",
+        description="model registry folder (exported ONNX models)",
+    )
+    scorer: Literal["zeroshot"] = Field(default="zeroshot", description="which scorer serves")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="ONNX Runtime device: auto = CUDA when usable, else CPU"
+    )
+    sequence_length: int = Field(
+        default=20, ge=1, description="actions kept per user (newest first)"
+    )
+    history_length: int = Field(
+        default=10, ge=0, description="most recent actions given to the scorer as history"
+    )
+    max_payload_bytes: int = Field(
+        default=MAX_PAYLOAD_BYTES, ge=1024, description="larger messages go to the deadletter"
+    )
+    web_host: str = Field(default="127.0.0.1", description="worker HTTP interface")
+    web_port: int = Field(default=6066, ge=0, le=65535, description="worker HTTP port")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)

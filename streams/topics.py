@@ -1,0 +1,47 @@
+"""Every topic the worker reads or writes, declared in one place.
+
+Values travel as raw bytes: the agents decode them with contracts.decode so that anything
+malformed reaches the deadletter topic intact instead of failing inside Faust's serializer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+
+from contracts import TopicNames
+
+
+@dataclass(frozen=True)
+class Topics:
+    search: Any
+    action: Any
+    catalog: Any
+    recommendations: Any
+    deadletter: Any
+    names: TopicNames
+
+    @classmethod
+    def declare(cls, app: faust.App, names: TopicNames, partitions: int) -> Topics:
+        def topic(name: str, **extra: Any) -> Any:
+            return app.topic(
+                name,
+                key_type=str,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=partitions,
+                **extra,
+            )
+
+        return cls(
+            search=topic(names.search),
+            action=topic(names.action),
+            # Compacted: the latest version of each item is the catalog.
+            catalog=topic(names.catalog, compacting=True),
+            recommendations=topic(names.recommendations),
+            deadletter=topic(names.deadletter),
+            names=names,
+        )
