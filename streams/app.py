@@ -44,6 +44,8 @@ class StreamrankApp:
             consumer_auto_offset_reset="earliest",
             # Tables flush to RocksDB and the changelog together with each offset commit.
             broker_commit_interval=1.0,
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         )
         self.topics = Topics.declare(self.app, settings.topics, settings.partitions)
         self.sequence_table = self.app.Table(

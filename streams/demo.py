@@ -7,83 +7,22 @@ broker that was already running; it deletes its topics and stops what it started
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import RankedResult, SearchEvent, decode, encode
-from streams.broker import LocalBroker, free_port
+from streams.broker import LocalBroker
 from streams.settings import Settings
 from streams.simulation import Shopper, catalog_items, department, liked_share, shoppers
+from streams.worker_process import WorkerProcess, worker_env
 
 TITLES = {i.item_id: i.title for i in catalog_items()}
-
-
-class WorkerProcess:
-    """`streamrank worker` in a child process, configured only through STREAMRANK_* variables."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.web_port = int(env["STREAMRANK_WEB_PORT"])
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env={**os.environ, **env},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as r:
-            return orjson.loads(r.read())
-
-    async def wait_for(self, check: Any, what: str, timeout: float = 120.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited ({self.proc.returncode}); see {self.log_path}")
-            with contextlib.suppress(OSError, ValueError):
-                value = check(self)
-                if value:
-                    return value
-            await asyncio.sleep(0.25)
-        raise TimeoutError(f"worker: no {what} after {timeout:.0f}s; see {self.log_path}")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
-def worker_env(settings: Settings, bootstrap: str, state_dir: Path, run_id: str) -> dict[str, str]:
-    return {
-        "STREAMRANK_BOOTSTRAP_SERVERS": bootstrap,
-        "STREAMRANK_APP_ID": f"streamrank-demo-{run_id}",
-        "STREAMRANK_TOPIC_PREFIX": f"streamrank.demo-{run_id}.",
-        "STREAMRANK_STATE_DIR": str(state_dir),
-        "STREAMRANK_WEB_PORT": str(free_port()),
-        "STREAMRANK_MODELS_DIR": str(settings.models_dir),
-        "STREAMRANK_PARTITIONS": "2",
-    }
 
 
 def show(result: RankedResult, shopper: Shopper, latency_ms: float) -> str:
@@ -96,7 +35,9 @@ def show(result: RankedResult, shopper: Shopper, latency_ms: float) -> str:
 
 async def _demo(settings: Settings, bootstrap: str, users: int, rounds: int, tmp: Path) -> None:
     run_id = uuid.uuid4().hex[:8]
-    env = worker_env(settings, bootstrap, tmp / "state", run_id)
+    env = worker_env(
+        bootstrap, tmp / "state", run_id, models_dir=settings.models_dir, app_prefix="demo"
+    )
     topics = Settings(topic_prefix=env["STREAMRANK_TOPIC_PREFIX"]).topics
     worker = WorkerProcess(env, tmp / "worker.log")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="partitions of the topics the worker creates; events.search and "
         "events.action must have the same count (state is co-partitioned by user_id)",
     )
+    session_timeout_s: float = Field(
+        default=30.0, gt=0,
+        description="consumer group session timeout: how soon a crashed worker's partitions "
+        "move to the others",
+    )
     replication_factor: int = Field(default=1, ge=1, description="replication of created topics")
     state_dir: Path = Field(
         default=Path("var/state"), description="where the worker keeps RocksDB state"

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts import Item, encode
+from streams.app import StreamrankApp
+from streams.settings import Settings
+from streams.simulation import catalog_items
+
+
+@dataclass
+class Sent:
+    key: Any
+    value: bytes
+    headers: Any = None
+
+
+@dataclass
+class Outbox:
+    """What the agents produced, per topic: the functional tests read Kafka's side here."""
+
+    sent: dict[str, list[Sent]] = field(default_factory=dict)
+
+    def capture(self, topic: Any) -> None:
+        name = topic.get_topic_name()
+        bucket = self.sent.setdefault(name, [])
+
+        async def send(*, key: Any = None, value: bytes = b"", headers: Any = None,
+                       **_: Any) -> None:
+            bucket.append(Sent(key, value, headers))
+
+        topic.send = send
+
+    def of(self, topic: Any) -> list[Sent]:
+        return self.sent.get(topic.get_topic_name(), [])
+
+
+@pytest.fixture
+async def worker(tmp_path: Path, zeroshot: Any) -> AsyncIterator[tuple[StreamrankApp, Outbox]]:
+    sr = StreamrankApp(Settings(state_dir=tmp_path, web_port=0), zeroshot, store="memory://")
+    sr.app.finalize()
+    outbox = Outbox()
+    outbox.capture(sr.topics.recommendations)
+    outbox.capture(sr.topics.deadletter)
+    yield sr, outbox
+    sr.handler.close()
+
+
+async def load_catalog(sr: StreamrankApp, items: list[Item] | None = None) -> None:
+    async with sr.catalog_agent.test_context() as agent:
+        for item in items if items is not None else catalog_items():
+            await agent.put(encode(item), key=item.item_id)

@@ -1,0 +1,62 @@
+"""A real Kafka broker for the whole test session, on its own free port and data folder, so a
+broker already running for development is neither used nor disturbed. Never skipped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts import TopicNames
+from streams.broker import LocalBroker, free_port
+from streams.worker_process import WorkerProcess, worker_env
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    broker = LocalBroker(port=free_port(), data_dir=tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+class Deployment:
+    """One worker with its own consumer group and topic prefix on the session's broker."""
+
+    def __init__(self, kafka: LocalBroker, tmp: Path, models_dir: Path) -> None:
+        self.bootstrap = kafka.bootstrap_servers
+        self.run_id = uuid.uuid4().hex[:8]
+        self.tmp = tmp
+        self.env = worker_env(
+            self.bootstrap, tmp / "state", self.run_id, models_dir=models_dir, app_prefix="test"
+        )
+        self.topics = TopicNames(self.env["STREAMRANK_TOPIC_PREFIX"])
+        self.worker: WorkerProcess | None = None
+        self.starts = 0
+
+    def start_worker(self, **overrides: str) -> WorkerProcess:
+        self.starts += 1
+        env = {**self.env, **overrides}
+        self.worker = WorkerProcess(env, self.tmp / f"worker-{self.starts}.log")
+        return self.worker
+
+    def producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+
+    def consumer(self, *topics: str) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            *topics, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest"
+        )
+
+
+@pytest.fixture
+async def deployment(
+    kafka: LocalBroker, tmp_path: Path, models_dir: Path
+) -> AsyncIterator[Deployment]:
+    dep = Deployment(kafka, tmp_path, models_dir)
+    yield dep
+    if dep.worker is not None:
+        dep.worker.stop()
