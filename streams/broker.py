@@ -702,3 +702,17 @@ class LocalBroker:
     ) -> None:
         if self._started_here:
             self.stop()
+
+
+@contextlib.contextmanager
+def broker_for_session(port: int, scratch: Path) -> Iterator[LocalBroker]:
+    """The local broker already running on `port` (left running afterwards), or a throwaway
+    one whose data lives in `scratch` and which is stopped at the end: for demos and benches."""
+    broker = LocalBroker(port=port)
+    if broker.status().running:
+        yield broker
+        return
+    broker = LocalBroker(port=port, data_dir=scratch / "kafka")
+    log.info("starting a throwaway Kafka %s on %s", KAFKA_VERSION, broker.bootstrap_servers)
+    with broker:
+        yield broker

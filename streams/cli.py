@@ -10,6 +10,9 @@ from pathlib import Path
 
 from streams.settings import Settings
 
+# Development data lives beside the clone, never in it.
+DEFAULT_PRODUCTS = Path("../shared/data/retrotech/products.csv.gz")
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--users", type=int, default=12)
     demo.add_argument("--rounds", type=int, default=4)
     demo.add_argument("--port", type=int, default=9092)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench.add_argument("what", choices=["pipeline"])
+    bench.add_argument("--port", type=int, default=9092)
+    bench.add_argument("--products", type=Path, default=DEFAULT_PRODUCTS)
+    bench.add_argument("--items", type=int, default=3000)
+    bench.add_argument("--users", type=int, default=200)
+    bench.add_argument("--searches", type=int, default=1000)
+    bench.add_argument("--candidates", type=int, default=50)
+    bench.add_argument("--out", type=Path, default=None, help="write OUT.md and OUT.json")
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files of the contracts")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
@@ -55,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         from streams.demo import run_demo
 
         return run_demo(settings, users=args.users, rounds=args.rounds, port=args.port)
+    if args.command == "bench":
+        from streams.bench import run_pipeline_bench
+
+        return run_pipeline_bench(
+            settings, port=args.port, products=args.products, items=args.items,
+            users=args.users, searches=args.searches, candidates=args.candidates, out=args.out,
+        )
     if args.command == "schemas":
         from contracts.schemas import stale_schemas, write_schemas
 
@@ -99,7 +119,7 @@ def run_worker(settings: Settings) -> int:
 def kafka_command(action: str, port: int, data_dir: Path | None) -> int:
     from streams.broker import LocalBroker
 
-    broker = LocalBroker(port=port) if data_dir is None else LocalBroker(port=port, data_dir=data_dir)
+    broker = LocalBroker(port=port, data_dir=data_dir)
     if action == "up":
         broker.start()
         print(f"kafka up on {broker.bootstrap_servers} (log: {broker.status().log_file})")

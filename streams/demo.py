@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import RankedResult, SearchEvent, decode, encode
-from streams.broker import LocalBroker
+from streams.broker import broker_for_session
 from streams.settings import Settings
 from streams.simulation import Shopper, catalog_items, department, liked_share, shoppers
 from streams.worker_process import WorkerProcess, worker_env
@@ -135,18 +135,10 @@ def run_demo(settings: Settings, *, users: int, rounds: int, port: int) -> int:
     from streams.cli import ensure_model
 
     ensure_model(settings)
-    with tempfile.TemporaryDirectory(prefix="streamrank-demo-") as tmp:
-        broker = LocalBroker(port=port)
-        already = broker.status().running
-        if not already:
-            # A throwaway broker: its data goes when the demo ends.
-            broker = LocalBroker(port=port, data_dir=Path(tmp) / "kafka")
-            print(f"starting Kafka 3.9.1 on {broker.bootstrap_servers} …", flush=True)
-            broker.start()
-        try:
-            asyncio.run(_demo(settings, broker.bootstrap_servers, users, rounds, Path(tmp)))
-        finally:
-            if not already:
-                broker.stop()
-                print("broker stopped")
+    with (
+        tempfile.TemporaryDirectory(prefix="streamrank-demo-") as tmp,
+        broker_for_session(port, Path(tmp)) as broker,
+    ):
+        print(f"Kafka on {broker.bootstrap_servers}", flush=True)
+        asyncio.run(_demo(settings, broker.bootstrap_servers, users, rounds, Path(tmp)))
     return 0
