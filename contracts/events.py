@@ -26,7 +26,7 @@ class Contract(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     schema_version: Literal[1] = Field(
-        default=SCHEMA_VERSION,
+        default=1,
         description="version of this contract; producers may omit it while it is 1",
     )
 

@@ -41,11 +41,11 @@ class RocksKV(MutableMapping[str, bytes]):
         del self._db[key.encode()]
 
     def __iter__(self) -> Iterator[str]:
-        for key in self._db.keys():
+        for key in self._db.keys():  # noqa: SIM118 (Rdict itself is not a key iterator)
             yield bytes(key).decode()
 
     def __len__(self) -> int:
-        return sum(1 for _ in self._db.keys())
+        return sum(1 for _ in self._db.keys())  # noqa: SIM118
 
     def close(self) -> None:
         if not self._closed:

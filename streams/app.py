@@ -6,12 +6,13 @@ Agents are thin: decode (bad input → deadletter), call state or the SearchHand
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, cast
 
 import faust
 from faust.web import Request, Response, View
 
-from contracts import ActionEvent, DecodeError, Item, SearchEvent, decode, encode
+from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, decode, encode
 from scoring.base import Scorer
 from state import CatalogStore, SequenceStore
 from streams.deadletter import DeadLetters
@@ -47,7 +48,10 @@ class StreamrankApp:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         )
-        self.topics = Topics.declare(self.app, settings.topics, settings.partitions)
+        catalog_partitions = settings.catalog_partitions or settings.partitions
+        self.topics = Topics.declare(
+            self.app, settings.topics, settings.partitions, catalog_partitions
+        )
         self.sequence_table = self.app.Table(
             "user-sequences",
             key_type=str,
@@ -60,7 +64,7 @@ class StreamrankApp:
             "catalog",
             key_type=str,
             value_type=bytes,
-            partitions=settings.partitions,
+            partitions=catalog_partitions,
             help="item_id -> Item JSON",
         )
         self.sequences = SequenceStore(self.sequence_table, settings.sequence_length)
@@ -76,38 +80,56 @@ class StreamrankApp:
         self.search_agent = self.app.agent(self.topics.search, name="searches")(self._searches)
         self._add_views()
 
-    async def _catalog(self, stream: Any) -> None:
+    # Each agent yields once per event (its outcome, None for a deadletter): Faust's
+    # test_context waits on those yields, and a sink can observe them.
+
+    async def _catalog(self, stream: Any) -> AsyncIterator[str | None]:
         async for event in stream.events():
             key = _key(event)
             if event.value is None and key:
                 self.catalog.delete(key)  # a Kafka tombstone on the compacted topic
+                yield key
                 continue
             try:
                 item = decode(event.value, Item, self.max_bytes)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
+                yield None
                 continue
             self.catalog.upsert(item)
+            yield item.item_id
 
-    async def _actions(self, stream: Any) -> None:
+    async def _actions(self, stream: Any) -> AsyncIterator[bool | None]:
         async for event in stream.events():
             try:
                 action = decode(event.value, ActionEvent, self.max_bytes)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
+                yield None
                 continue
-            self.sequences.append(action)
+            yield self.sequences.append(action)
 
-    async def _searches(self, stream: Any) -> None:
+    async def _searches(self, stream: Any) -> AsyncIterator[RankedResult | None]:
         async for event in stream.events():
             received = now_ms()
             try:
                 search = decode(event.value, SearchEvent, self.max_bytes)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
+                yield None
                 continue
             result = await self.handler.answer(search, received)
             await self.topics.recommendations.send(key=search.user_id, value=encode(result))
+            yield result
+
+    def ready(self) -> bool:
+        app = self.app
+        return bool(
+            app.consumer.assignment()
+            and not app.rebalancing
+            and not app.in_recovery
+            and cast(Any, app.tables).recovery.completed.is_set()
+        )
 
     def _add_views(self) -> None:
         outer = self
@@ -124,6 +146,13 @@ class StreamrankApp:
                         "catalog_items": len(outer.catalog),
                     }
                 )
+
+        @self.app.page("/ready/")
+        class Ready(View):
+            # Ready = partitions assigned, table recovery finished, not mid-rebalance.
+            async def get(self, request: Request) -> Response:
+                ready = outer.ready()
+                return self.json({"ready": ready}, status=200 if ready else 503)
 
         @self.app.page("/users/{user_id}/sequence/")
         class UserSequenceView(View):

@@ -106,8 +106,10 @@ def run_worker(settings: Settings) -> int:
 
     from scoring import build_scorer
     from streams.app import StreamrankApp
+    from streams.topology import prepare_sync
 
     ensure_model(settings)
+    settings = prepare_sync(settings)
     scorer = build_scorer(settings.scorer, settings.models_dir, device=settings.device)
     log.info("scorer %s version %s on %s", scorer.name, scorer.version, scorer.provider)
     worker_app = StreamrankApp(settings, scorer)

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         description="consumer group session timeout: how soon a crashed worker's partitions "
         "move to the others",
     )
+    catalog_partitions: int | None = Field(
+        default=None, ge=1,
+        description="partitions of the catalog topic; default: an existing topic's count, "
+        "else `partitions`",
+    )
     replication_factor: int = Field(default=1, ge=1, description="replication of created topics")
     state_dir: Path = Field(
         default=Path("var/state"), description="where the worker keeps RocksDB state"

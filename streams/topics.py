@@ -24,7 +24,9 @@ class Topics:
     names: TopicNames
 
     @classmethod
-    def declare(cls, app: faust.App, names: TopicNames, partitions: int) -> Topics:
+    def declare(
+        cls, app: faust.App, names: TopicNames, partitions: int, catalog_partitions: int
+    ) -> Topics:
         def topic(name: str, **extra: Any) -> Any:
             return app.topic(
                 name,
@@ -32,15 +34,14 @@ class Topics:
                 value_type=bytes,
                 key_serializer="raw",
                 value_serializer="raw",
-                partitions=partitions,
-                **extra,
+                **{"partitions": partitions, **extra},
             )
 
         return cls(
             search=topic(names.search),
             action=topic(names.action),
             # Compacted: the latest version of each item is the catalog.
-            catalog=topic(names.catalog, compacting=True),
+            catalog=topic(names.catalog, compacting=True, partitions=catalog_partitions),
             recommendations=topic(names.recommendations),
             deadletter=topic(names.deadletter),
             names=names,

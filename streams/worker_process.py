@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,17 @@ class WorkerProcess:
                     return value
             await asyncio.sleep(0.25)
         raise TimeoutError(f"worker: no {what} after {timeout:.0f}s; see {self.log_path}")
+
+    async def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until /ready/ says partitions are assigned and state is recovered."""
+
+        def ready(w: WorkerProcess) -> bool:
+            try:
+                return bool(w.get("/ready/")["ready"])
+            except urllib.error.HTTPError:
+                return False  # 503 while not ready
+
+        await self.wait_for(ready, "readiness", timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash, no chance to flush or commit."""

@@ -9,6 +9,7 @@ import pytest
 
 from contracts import Item, encode
 from streams.app import StreamrankApp
+from streams.broker import free_port
 from streams.settings import Settings
 from streams.simulation import catalog_items
 
@@ -42,7 +43,7 @@ class Outbox:
 
 @pytest.fixture
 async def worker(tmp_path: Path, zeroshot: Any) -> AsyncIterator[tuple[StreamrankApp, Outbox]]:
-    sr = StreamrankApp(Settings(state_dir=tmp_path, web_port=0), zeroshot, store="memory://")
+    sr = StreamrankApp(Settings(state_dir=tmp_path, web_port=free_port()), zeroshot, store="memory://")
     sr.app.finalize()
     outbox = Outbox()
     outbox.capture(sr.topics.recommendations)

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from contracts import ActionEvent, Candidate, Item, RankedResult, SearchEvent, decode, encode
+from streams.app import StreamrankApp
 from streams.simulation import catalog_items, department
 from tests.functional.conftest import Outbox, load_catalog
-from streams.app import StreamrankApp
 
 Worker = tuple[StreamrankApp, Outbox]
 

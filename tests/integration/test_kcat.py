@@ -19,7 +19,9 @@ if KCAT is None and os.environ.get("CI"):
 pytestmark = pytest.mark.skipif(KCAT is None, reason="kcat not installed (apt-get install kcat)")
 
 
-async def kcat_produce(bootstrap: str, topic: str, lines: list[tuple[str, dict[str, object]]]) -> None:
+async def kcat_produce(
+    bootstrap: str, topic: str, lines: list[tuple[str, dict[str, object]]]
+) -> None:
     """`kcat -P -K '\t'`: one `key<TAB>json` line per message, as in the README."""
     body = b"".join(k.encode() + b"\t" + orjson.dumps(v) + b"\n" for k, v in lines)
     proc = await asyncio.create_subprocess_exec(
@@ -30,7 +32,9 @@ async def kcat_produce(bootstrap: str, topic: str, lines: list[tuple[str, dict[s
     assert proc.returncode == 0
 
 
-async def kcat_consume_one(bootstrap: str, topic: str, request_id: str, timeout: float) -> RankedResult:
+async def kcat_consume_one(
+    bootstrap: str, topic: str, request_id: str, timeout: float
+) -> RankedResult:
     """Read the topic with kcat until the result for `request_id` shows up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,6 +56,7 @@ async def test_kcat_events_on_the_three_input_topics_give_a_result_within_5s(
 ) -> None:
     dep = deployment
     worker = dep.start_worker()
+    await worker.wait_ready()
     b = dep.bootstrap
     await kcat_produce(b, dep.topics.catalog, [
         ("sku-1", {"item_id": "sku-1", "title": "Espresso machine", "category": "coffee"}),

@@ -1,6 +1,5 @@
-from state import KeyValue, SequenceStore
-
 from contracts import ActionEvent
+from state import KeyValue, SequenceStore
 
 
 def act(n: int, user: str = "u1", ts: int | None = None, item: str | None = None) -> ActionEvent:

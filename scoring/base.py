@@ -1,0 +1,171 @@
+"""The scorer contract the stream worker codes against, and the model manifest.
+
+A scorer turns a search (query, the user's recent history, candidate items) into one relevance
+score per candidate. Higher is better. The worker calls `score` from one executor thread at a
+time, so implementations need not be re-entrant, but must not rely on the event loop.
+
+Every exported model lives in its own folder with a `manifest.json` naming each file and its
+sha256: a serving process refuses a folder whose files do not match, so a half-copied or
+corrupted model is never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class ModelError(RuntimeError):
+    """A model folder is missing, incomplete, corrupted or cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One search to score."""
+
+    query: str
+    # The user's recent item titles and queries, newest first.
+    history: Sequence[str]
+    # (item_id, item text); text is "" when the catalog does not know the item.
+    candidates: Sequence[tuple[str, str]]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Scores candidates; the worker runs `score` in an executor, one call at a time."""
+
+    name: str
+    version: str
+    provider: str
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """One list per request, one finite float per candidate, in the candidates' order."""
+        ...
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What `manifest.json` records about an exported model."""
+
+    name: str
+    version: str
+    # Relative path -> sha256 hex of every file of the model except the manifest itself.
+    files: Mapping[str, str]
+    embedding_dim: int
+    max_length: int
+    kind: str = "sentence-encoder"
+    opset: int = 0
+    parity: Mapping[str, Any] = field(default_factory=dict)
+    created: str = ""
+    versions: Mapping[str, str] = field(default_factory=dict)
+    export_seconds: float = 0.0
+    format: int = MANIFEST_FORMAT
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["files"] = dict(self.files)
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "manifest") -> Manifest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{source}: not valid JSON ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ModelError(f"{source}: expected a JSON object")
+        if data.get("format") != MANIFEST_FORMAT:
+            raise ModelError(f"{source}: unsupported manifest format {data.get('format')!r}")
+        files = data.get("files")
+        if (
+            not isinstance(files, dict)
+            or not files
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+        ):
+            raise ModelError(f"{source}: 'files' must map file names to sha256 strings")
+        for key, typ in (
+            ("name", str),
+            ("version", str),
+            ("embedding_dim", int),
+            ("max_length", int),
+        ):
+            if not isinstance(data.get(key), typ):
+                raise ModelError(f"{source}: missing or invalid {key!r}")
+        known = {f for f in cls.__dataclass_fields__}
+        # Unknown keys are ignored so an older reader accepts a newer writer's extras.
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def load(cls, model_dir: Path) -> Manifest:
+        path = model_dir / MANIFEST_FILE
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ModelError(f"{model_dir}: no {MANIFEST_FILE}; not an exported model") from None
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read ({exc})") from exc
+        return cls.from_json(text, source=str(path))
+
+    def verify(self, model_dir: Path) -> None:
+        """Raise ModelError unless every listed file exists with the recorded sha256."""
+        for rel, expected in self.files.items():
+            path = _safe_join(model_dir, rel)
+            if not path.is_file():
+                raise ModelError(f"{model_dir}: file {rel!r} listed in the manifest is missing")
+            actual = sha256_file(path)
+            if actual != expected:
+                raise ModelError(
+                    f"{model_dir}: sha256 mismatch for {rel!r} "
+                    f"(manifest {expected[:12]}…, file {actual[:12]}…); the model is corrupted"
+                )
+
+    def write(self, model_dir: Path) -> None:
+        """Write the manifest atomically: readers see the old one or the new one, never half."""
+        tmp = model_dir / (MANIFEST_FILE + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, model_dir / MANIFEST_FILE)
+
+
+def load_verified(model_dir: Path) -> Manifest:
+    """The manifest of `model_dir` once all its files have been checked."""
+    manifest = Manifest.load(model_dir)
+    manifest.verify(model_dir)
+    return manifest
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _safe_join(root: Path, rel: str) -> Path:
+    # A manifest is data from disk: never let it point outside its own folder.
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ModelError(f"{root}: manifest names a file outside the model folder: {rel!r}")
+    return path
+
+
+__all__ = [
+    "MANIFEST_FILE",
+    "Manifest",
+    "ModelError",
+    "ScoreRequest",
+    "Scorer",
+    "load_verified",
+    "sha256_file",
+]

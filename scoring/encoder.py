@@ -1,0 +1,201 @@
+"""ONNX Runtime sentence encoder: the serving backend of the scorers.
+
+This is the only module that imports onnxruntime. Tokenization uses the `tokenizers` library
+on the exported tokenizer.json (never transformers), so serving needs no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer
+
+from scoring.base import Manifest, ModelError, load_verified
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+ORT_VERSION: str = ort.__version__
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+Device = Literal["auto", "cpu", "cuda"]
+Embeddings = npt.NDArray[np.float32]
+
+
+class OnnxEncoder:
+    """Texts -> L2-normalized embeddings with an exported, manifest-verified model."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        device: Device = "auto",
+        threads: int | None = None,
+        max_length: int = 128,
+        batch_size: int = 64,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.model_dir = Path(model_dir)
+        self.manifest: Manifest = load_verified(self.model_dir)
+        for needed in (MODEL_FILE, TOKENIZER_FILE):
+            if needed not in self.manifest.files:
+                raise ModelError(f"{self.model_dir}: manifest does not list {needed}")
+        if not 2 <= max_length <= self.manifest.max_length:
+            # Parity was only checked up to the manifest's length.
+            raise ModelError(
+                f"max_length {max_length} outside 2..{self.manifest.max_length} "
+                f"(the length this model was exported and checked for)"
+            )
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.dim = self.manifest.embedding_dim
+        self.version = self.manifest.version
+        self._tokenizer = _load_tokenizer(self.model_dir / TOKENIZER_FILE, max_length)
+        self._pad_id = _pad_id(self._tokenizer)
+        self._session = _create_session(self.model_dir / MODEL_FILE, device, threads)
+        self._provider: str = self._session.get_providers()[0]
+        log.info(
+            "encoder %s loaded from %s on %s (threads=%s, max_length=%d, batch_size=%d)",
+            self.version,
+            self.model_dir,
+            self._provider,
+            threads or "default",
+            max_length,
+            batch_size,
+        )
+
+    @property
+    def provider(self) -> str:
+        """The execution provider ONNX Runtime actually chose, e.g. CPUExecutionProvider."""
+        return self._provider
+
+    def encode(self, texts: Sequence[str]) -> Embeddings:
+        """(len(texts), dim) float32 unit vectors, in the order of `texts`."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
+        # Similar lengths share a batch, so little compute goes into padding.
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self.run_ids(*self._pad([encodings[i] for i in idx]))
+        return out
+
+    def run_ids(
+        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
+    ) -> Embeddings:
+        """Run the graph on already tokenized, padded input (used by parity checks too)."""
+        result = self._session.run(
+            ["embedding"], {"input_ids": input_ids, "attention_mask": attention_mask}
+        )
+        return np.asarray(result[0], dtype=np.float32)
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(input_ids, attention_mask) of `texts` padded to their longest, as serving does."""
+        return self._pad(self._tokenizer.encode_batch(list(texts)))
+
+    def _pad(
+        self, encodings: Sequence[Encoding]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        width = max((len(e.ids) for e in encodings), default=0)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        return ids, mask
+
+
+def _load_tokenizer(path: Path, max_length: int) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises plain Exception on bad files
+        raise ModelError(f"{path}: cannot load tokenizer ({exc})") from exc
+    tokenizer.enable_truncation(max_length=max_length)
+    # tokenizer.json ships fixed-length padding; encode() pads per batch itself.
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _pad_id(tokenizer: Tokenizer) -> int:
+    pad = tokenizer.token_to_id("[PAD]")
+    return 0 if pad is None else int(pad)
+
+
+def _create_session(model: Path, device: Device, threads: int | None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    providers = _providers(device)
+    try:
+        session = ort.InferenceSession(str(model), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
+        raise ModelError(f"{model}: ONNX Runtime cannot load it ({exc})") from exc
+    chosen = session.get_providers()[0]
+    if device == "cuda" and chosen != CUDA:
+        raise ModelError(f"device 'cuda' requested but ONNX Runtime chose {chosen}")
+    if device == "auto" and providers[0] == CUDA and chosen != CUDA:
+        log.warning("CUDA available to ONNX Runtime but it fell back to %s", chosen)
+    return session
+
+
+def _providers(device: Device) -> list[str]:
+    if device == "cpu":
+        return [CPU]
+    available = ort.get_available_providers()
+    if CUDA not in available:
+        if device == "cuda":
+            raise ModelError(f"device 'cuda' requested but this onnxruntime has only {available}")
+        return [CPU]
+    if device == "auto" and _cuda_device_count() == 0:
+        # onnxruntime-gpu lists CUDA even with no GPU; asking for it then only logs a load error.
+        log.info("no CUDA device found; using %s", CPU)
+        return [CPU]
+    _preload_cuda_libraries()
+    return [CUDA, CPU]
+
+
+def _cuda_device_count() -> int:
+    """GPUs the NVIDIA driver reports; 0 when there is no driver."""
+    name = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+        count = ctypes.c_int(0)
+        if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    except (OSError, AttributeError):
+        return 0
+
+
+def _preload_cuda_libraries() -> None:
+    # Serving never imports torch, which is what otherwise loads the pip-installed CUDA libs.
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            preload()
+    except Exception as exc:  # best effort: the provider check after session creation decides
+        log.warning("preloading CUDA libraries failed: %s", exc)
+    message = " ".join(printed.getvalue().split())
+    if message:
+        # e.g. a CUDA library missing from the environment: the reason CUDA will not load.
+        log.log(logging.WARNING if "Failed" in message else logging.INFO, "preload: %s", message)

@@ -1,0 +1,213 @@
+"""Zero-shot scorer: the untrained baseline that later, fine-tuned scorers must beat.
+
+score(c) = (1 - w) * cos(query, c) + w * cos(history, c), where `history` is the decay-weighted
+mean (newest weight 1, then decay**i) of the user's recent texts, renormalized, and w = 0 for
+a user without history. Embeddings come from a sentence encoder (OnnxEncoder in serving).
+
+Item embeddings are cached under (item_id, text): a catalog text change yields a new key, and a
+search never re-encodes an item it has seen. Query and history texts have their own cache,
+since a user's history repeats across their searches. All misses of one `score` call go to
+the encoder in a single `encode` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring.base import ScoreRequest
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "zeroshot-minilm"
+# Unknown items rank below every known one, spaced so their original order survives any sort.
+UNKNOWN_STEP = 1e-4
+
+Vector = npt.NDArray[np.float32]
+K = TypeVar("K", bound=Hashable)
+
+
+class TextEncoder(Protocol):
+    """What the scorer needs from an encoder (OnnxEncoder, or a fake in tests)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+
+
+class LRUCache(Generic[K]):
+    """A bounded mapping that forgets the least recently used vector first."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError("cache capacity must be >= 0")
+        self.capacity = capacity
+        self._data: OrderedDict[K, Vector] = OrderedDict()
+
+    def get(self, key: K) -> Vector | None:
+        vec = self._data.get(key)
+        if vec is not None:
+            self._data.move_to_end(key)
+        return vec
+
+    def put(self, key: K, vec: Vector) -> None:
+        if self.capacity == 0:
+            return
+        self._data[key] = vec
+        self._data.move_to_end(key)
+        while len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class ZeroShotScorer:
+    """Cosine similarity of query and history embeddings to item embeddings."""
+
+    name = "zeroshot"
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        *,
+        history_weight: float = 0.35,
+        history_decay: float = 0.8,
+        cache_size: int = 50_000,
+        text_cache_size: int = 10_000,
+        max_history: int = 20,
+    ) -> None:
+        if not 0.0 <= history_weight <= 1.0:
+            raise ValueError("history_weight must be within [0, 1]")
+        if not 0.0 < history_decay <= 1.0:
+            raise ValueError("history_decay must be within (0, 1]")
+        if max_history < 0:
+            raise ValueError("max_history must be >= 0")
+        self.encoder = encoder
+        self.version: str = encoder.version
+        self.provider: str = encoder.provider
+        self.history_weight = history_weight
+        self.history_decay = history_decay
+        # Beyond ~20 entries decay**i is negligible (0.8**20 ~ 0.01) but encoding is not.
+        self.max_history = max_history
+        self._items: LRUCache[tuple[str, str]] = LRUCache(cache_size)
+        self._texts: LRUCache[str] = LRUCache(text_cache_size)
+        self._lock = threading.Lock()
+        # Plain counters for the worker's metrics.
+        self.item_hits = 0
+        self.item_misses = 0
+        self.text_hits = 0
+        self.text_misses = 0
+        self.encoded_texts = 0
+        self.encode_calls = 0
+
+    def cache_stats(self) -> dict[str, int]:
+        return {
+            "item_hits": self.item_hits,
+            "item_misses": self.item_misses,
+            "text_hits": self.text_hits,
+            "text_misses": self.text_misses,
+            "encoded_texts": self.encoded_texts,
+            "encode_calls": self.encode_calls,
+            "item_cache_size": len(self._items),
+            "text_cache_size": len(self._texts),
+        }
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        with self._lock:
+            items, texts = self._embeddings(requests)
+            return [self._score_one(req, items, texts) for req in requests]
+
+    def _history(self, req: ScoreRequest) -> list[str]:
+        return [t for t in req.history[: self.max_history] if t]
+
+    def _embeddings(
+        self, requests: Sequence[ScoreRequest]
+    ) -> tuple[dict[tuple[str, str], Vector], dict[str, Vector]]:
+        """Every vector the requests need: cache hits plus one encode call for the misses."""
+        items: dict[tuple[str, str], Vector] = {}
+        texts: dict[str, Vector] = {}
+        missing_items: dict[tuple[str, str], None] = {}  # ordered set
+        missing_texts: dict[str, None] = {}
+        for req in requests:
+            for key in req.candidates:
+                if not key[1] or key in items or key in missing_items:
+                    continue
+                vec = self._items.get(key)
+                if vec is None:
+                    self.item_misses += 1
+                    missing_items[key] = None
+                else:
+                    self.item_hits += 1
+                    items[key] = vec
+            for text in (req.query, *self._history(req)):
+                if text in texts or text in missing_texts:
+                    continue
+                vec = self._texts.get(text)
+                if vec is None:
+                    self.text_misses += 1
+                    missing_texts[text] = None
+                else:
+                    self.text_hits += 1
+                    texts[text] = vec
+        unique = list(dict.fromkeys([k[1] for k in missing_items] + list(missing_texts)))
+        if unique:
+            encoded = self.encoder.encode(unique)
+            self.encode_calls += 1
+            self.encoded_texts += len(unique)
+            by_text = dict(zip(unique, encoded, strict=True))
+            # Results are read from these dicts, not the caches, which may already have evicted.
+            for key in missing_items:
+                items[key] = by_text[key[1]]
+                self._items.put(key, by_text[key[1]])
+            for text in missing_texts:
+                texts[text] = by_text[text]
+                self._texts.put(text, by_text[text])
+        return items, texts
+
+    def _score_one(
+        self,
+        req: ScoreRequest,
+        items: dict[tuple[str, str], Vector],
+        texts: dict[str, Vector],
+    ) -> list[float]:
+        n = len(req.candidates)
+        scores = np.zeros(n, dtype=np.float64)
+        known = [j for j, (_, text) in enumerate(req.candidates) if text]
+        if known:
+            cand = np.stack([items[req.candidates[j]] for j in known]).astype(np.float64)
+            sims = cand @ texts[req.query].astype(np.float64)
+            user = self._user_vector([texts[t] for t in self._history(req)])
+            if user is not None and self.history_weight > 0.0:
+                w = self.history_weight
+                sims = (1.0 - w) * sims + w * (cand @ user)
+            # A broken embedding must not poison the ranking with NaN.
+            scores[known] = np.nan_to_num(sims, nan=-1.0, posinf=1.0, neginf=-1.0)
+        floor = float(scores[known].min()) if known else 0.0
+        unknown = [j for j in range(n) if not req.candidates[j][1]]
+        for rank, j in enumerate(unknown, start=1):
+            scores[j] = floor - UNKNOWN_STEP * rank
+        result: list[float] = scores.tolist()
+        return result
+
+    def _user_vector(self, history: list[Vector]) -> npt.NDArray[np.float64] | None:
+        if not history:
+            return None
+        weights = self.history_decay ** np.arange(len(history), dtype=np.float64)
+        mean = weights @ np.stack(history).astype(np.float64)
+        norm = float(np.linalg.norm(mean))
+        if not math.isfinite(norm) or norm < 1e-12:
+            return None
+        result: npt.NDArray[np.float64] = mean / norm
+        return result

@@ -1,0 +1,88 @@
+"""The worker's topics on the cluster, checked and created before Faust starts.
+
+Faust needs each table's changelog to have as many partitions as the topic that feeds it, and
+a Kafka user expects the worker to adopt the partition count of input topics the site already
+created rather than fail. So: existing input topics decide the count; missing topics of ours
+are created with it up front (before a producer's first write auto-creates them with the
+broker's default of one partition).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TopologyError(RuntimeError):
+    """The cluster's topics cannot serve this worker as configured."""
+
+
+def choose_partitions(existing: dict[str, int], settings: Settings) -> tuple[int, int]:
+    """(partitions of the user-keyed topics, partitions of the catalog) for this cluster."""
+    names = settings.topics
+    user_counts = {t: existing[t] for t in (names.search, names.action) if t in existing}
+    if len(set(user_counts.values())) > 1:
+        raise TopologyError(
+            f"{names.search} and {names.action} must have the same partition count "
+            f"(state is co-partitioned by user_id); found {user_counts}"
+        )
+    partitions = next(iter(user_counts.values()), settings.partitions)
+    changelog = f"{settings.app_id}-user-sequences-changelog"
+    if changelog in existing and existing[changelog] != partitions:
+        raise TopologyError(
+            f"{changelog} has {existing[changelog]} partitions but the input topics have "
+            f"{partitions}; a worker cannot recover that state"
+        )
+    catalog = existing.get(names.catalog, partitions)
+    return partitions, catalog
+
+
+async def _existing(admin: Any) -> dict[str, int]:
+    # list_topics first: a metadata request naming a missing topic may auto-create it.
+    names = await admin.list_topics()
+    described = await admin.describe_topics(names) if names else []
+    return {t["topic"]: len(t["partitions"]) for t in described if not t.get("error_code")}
+
+
+async def prepare(settings: Settings) -> Settings:
+    """Settings with the partition counts the cluster dictates; missing topics created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = await _existing(admin)
+        partitions, catalog = choose_partitions(existing, settings)
+        names = settings.topics
+        wanted = {
+            names.search: partitions,
+            names.action: partitions,
+            names.recommendations: partitions,
+            names.deadletter: partitions,
+            names.catalog: catalog,
+        }
+        missing = [
+            NewTopic(
+                name, n, settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if name == names.catalog else {},
+            )
+            for name, n in wanted.items() if name not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+            log.info("created topics %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()
+    if partitions != settings.partitions:
+        log.info("input topics have %d partitions; using that, not %d", partitions,
+                 settings.partitions)
+    return settings.model_copy(update={"partitions": partitions, "catalog_partitions": catalog})
+
+
+def prepare_sync(settings: Settings) -> Settings:
+    return asyncio.run(prepare(settings))
