@@ -153,6 +153,7 @@ async def _bench(
                                 auto_offset_reset="earliest", fetch_max_wait_ms=5)
     try:
         await producer.start()
+        await worker.wait_ready(180)  # topics exist with the worker's partition counts
         for item in items:
             await producer.send(topics.catalog, encode(item), key=item.item_id.encode())
         for action in traffic.history(per_user=5):

@@ -44,6 +44,7 @@ async def _demo(settings: Settings, bootstrap: str, users: int, rounds: int, tmp
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     try:
         await producer.start()
+        await worker.wait_ready(180)  # topics exist with the worker's partition counts
         items = catalog_items()
         for item in items:
             await producer.send(topics.catalog, encode(item), key=item.item_id.encode())
