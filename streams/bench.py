@@ -48,7 +48,9 @@ def load_products(path: Path, limit: int, seed: int = 1) -> list[Item]:
     if not path.exists():
         return catalog_items()
     with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if (r.get("name") or "").strip()]
+        # The file repeats some UPCs; the catalog is keyed by item_id, so keep one of each.
+        by_upc = {r["upc"]: r for r in csv.DictReader(fh) if (r.get("name") or "").strip()}
+    rows = list(by_upc.values())
     rows = random.Random(seed).sample(rows, min(limit, len(rows)))
     return [
         Item(
