@@ -68,10 +68,19 @@ class Manifest:
     versions: Mapping[str, str] = field(default_factory=dict)
     export_seconds: float = 0.0
     format: int = MANIFEST_FORMAT
+    # Learned rankers (kinds "embed", "cross", "cascade"); see docs/models.md.
+    features: Mapping[str, Any] = field(default_factory=dict)  # FeatureSpec.to_dict()
+    # Variant name ("fp32", "int8", "fp16") -> {"files": {graph: file}, "parity": {...}}; only
+    # variants that passed their gate are listed.
+    variants: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)  # held-out quality, training budget
+    components: Mapping[str, str] = field(default_factory=dict)  # cascade: role -> subfolder
+    parent: str = ""  # the version this one was fine-tuned from
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["files"] = dict(self.files)
+        for key in ("files", "features", "variants", "metrics", "components", "parity"):
+            data[key] = dict(getattr(self, key))
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
