@@ -109,9 +109,22 @@ class RankedResult(Contract):
     published_ts: EpochMs = Field(description="when the worker published this result")
 
 
+class ModelUpdate(Contract):
+    """A model version to serve. Key: "current". The topic is compacted: its last record is
+    what every worker should run, including one that starts later."""
+
+    version: Id
+    uri: ShortText = Field(description="the version's folder (a path the workers can read)")
+    sha256: Annotated[str, Field(pattern="^[0-9a-f]{64}$")] = Field(
+        description="sha256 of the version's manifest.json; a mismatch is refused"
+    )
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
 CONTRACTS: dict[str, type[Contract]] = {
     "SearchEvent": SearchEvent,
     "ActionEvent": ActionEvent,
     "Item": Item,
     "RankedResult": RankedResult,
+    "ModelUpdate": ModelUpdate,
 }

@@ -13,9 +13,10 @@ import faust
 from faust.web import Request, Response, View
 
 from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, decode, encode
-from scoring.base import Scorer
+from scoring.serving import ScorerSlot
 from state import CatalogStore, SequenceStore
 from streams.deadletter import DeadLetters
+from streams.scoring_service import ScoringService
 from streams.search import SearchHandler, now_ms
 from streams.settings import Settings
 from streams.topics import Topics
@@ -29,7 +30,7 @@ def _key(event: Any) -> str | None:
 
 
 class StreamrankApp:
-    def __init__(self, settings: Settings, scorer: Scorer, *, store: str = "rocksdb://") -> None:
+    def __init__(self, settings: Settings, slot: ScorerSlot, *, store: str = "rocksdb://") -> None:
         self.settings = settings
         self.app = faust.App(
             settings.app_id,
@@ -69,15 +70,23 @@ class StreamrankApp:
         )
         self.sequences = SequenceStore(self.sequence_table, settings.sequence_length)
         self.catalog = CatalogStore(self.catalog_table)
+        self.slot = slot
+        self.scoring = ScoringService(settings, slot, self.catalog_texts)
+        # An instance is accepted too: it starts and stops with the worker.
+        self.app.service(cast(Any, self.scoring))
         self.handler = SearchHandler(
-            scorer, self.sequences, self.catalog, history_length=settings.history_length
+            self.scoring.batcher, self.sequences, self.catalog,
+            history_length=settings.history_length,
         )
         self.deadletters = DeadLetters(self.topics.deadletter)
         self.max_bytes = settings.max_payload_bytes
 
         self.catalog_agent = self.app.agent(self.topics.catalog, name="catalog")(self._catalog)
         self.action_agent = self.app.agent(self.topics.action, name="actions")(self._actions)
-        self.search_agent = self.app.agent(self.topics.search, name="searches")(self._searches)
+        # Concurrent searches are what the micro-batcher merges into one inference run.
+        self.search_agent = self.app.agent(
+            self.topics.search, name="searches", concurrency=settings.search_concurrency
+        )(self._searches)
         self._add_views()
 
     # Each agent yields once per event (its outcome, None for a deadletter): Faust's
@@ -97,6 +106,8 @@ class StreamrankApp:
                 yield None
                 continue
             self.catalog.upsert(item)
+            if not item.deleted:
+                self.scoring.item_changed(item.item_id, item.text())
             yield item.item_id
 
     async def _actions(self, stream: Any) -> AsyncIterator[bool | None]:
@@ -122,6 +133,15 @@ class StreamrankApp:
             await self.topics.recommendations.send(key=search.user_id, value=encode(result))
             yield result
 
+    def catalog_texts(self) -> list[tuple[str, str]]:
+        """(item_id, model text) of the whole catalog: warms a newly loaded model."""
+        texts = []
+        for item_id in list(self.catalog_table.keys()):
+            item = self.catalog.get(item_id)
+            if item is not None:
+                texts.append((item_id, item.text()))
+        return texts
+
     def ready(self) -> bool:
         app = self.app
         return bool(
@@ -140,8 +160,12 @@ class StreamrankApp:
                 return self.json(
                     {
                         "status": "ok",
-                        "model_version": outer.handler.scorer.version,
-                        "provider": outer.handler.scorer.provider,
+                        "model_version": outer.slot.current.version,
+                        "scorer": outer.slot.current.name,
+                        "provider": outer.slot.current.provider,
+                        "batcher": outer.scoring.batcher.stats(),
+                        "model_swaps": outer.slot.swaps,
+                        "model_refusals": outer.slot.refused,
                         "deadletters": dict(outer.deadletters.counts),
                         "catalog_items": len(outer.catalog),
                     }

@@ -27,8 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     kafka.add_argument("--port", type=int, default=9092)
     kafka.add_argument("--data-dir", type=Path, default=None)
 
-    model = sub.add_parser("model", help="model registry")
-    model.add_argument("action", choices=["export"])
+    model = sub.add_parser("model", help="model registry (STREAMRANK_MODELS_DIR)")
+    model.add_argument("action", choices=["export", "list"])
+    model.add_argument(
+        "--kind", choices=["zeroshot", "embed", "cross", "cascade"], default="zeroshot",
+        help="export: zeroshot baseline, or a base (untrained-head) learned ranker",
+    )
+    model.add_argument("--cascade-k", type=int, default=10)
 
     demo = sub.add_parser("demo", help="broker + worker + simulated shoppers, then clean up")
     demo.add_argument("--users", type=int, default=12)
@@ -60,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "kafka":
         return kafka_command(args.action, args.port, args.data_dir)
     if args.command == "model":
-        from scoring.training.export import ensure_encoder  # torch: only on this path
-
-        print(ensure_encoder(settings.models_dir))
-        return 0
+        return model_command(settings, args.action, args.kind, args.cascade_k)
     if args.command == "demo":
         from streams.demo import run_demo
 
@@ -89,30 +91,60 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def ensure_model(settings: Settings) -> None:
-    """Export the zero-shot model if the registry lacks it, in a child process so that the
-    worker itself never imports torch."""
-    from scoring import ModelError, build_scorer
+def model_command(settings: Settings, action: str, kind: str, cascade_k: int) -> int:
+    if action == "list":
+        from scoring import ModelRegistry
 
-    try:
-        build_scorer(settings.scorer, settings.models_dir, device="cpu")
-    except ModelError:
-        log.info("model missing in %s: exporting it (once)", settings.models_dir)
-        subprocess.run([sys.executable, "-m", "streams.cli", "model", "export"], check=True)
+        for v in ModelRegistry(settings.models_dir).versions():
+            print(f"{v.version:<32} {v.kind:<17} {','.join(v.variants):<15} {v.created} {v.path}")
+        return 0
+    # torch is imported on this path only
+    if kind == "zeroshot":
+        from scoring.training.export import ensure_encoder
+
+        print(ensure_encoder(settings.models_dir))
+    else:
+        from scoring.training.export_ranker import ensure_base_ranker
+
+        print(ensure_base_ranker(kind, settings.models_dir, cascade_k=cascade_k))  # type: ignore[arg-type]
+    return 0
+
+
+def ensure_model(settings: Settings) -> None:
+    """Make sure the configured model exists before a worker starts. The zero-shot baseline is
+    exported on first use (in a child process, so the worker itself never imports torch); a
+    learned kind must have been trained or exported on purpose."""
+    from scoring import ZEROSHOT_MODEL, ModelError, ModelRegistry
+
+    if settings.scorer == "zeroshot":
+        if not (settings.models_dir / ZEROSHOT_MODEL / "manifest.json").is_file():
+            log.info("zero-shot model missing in %s: exporting it (once)", settings.models_dir)
+            subprocess.run([sys.executable, "-m", "streams.cli", "model", "export"], check=True)
+        return
+    registry = ModelRegistry(settings.models_dir)
+    if settings.model_version is None and registry.latest(settings.scorer) is None:
+        raise ModelError(
+            f"no {settings.scorer} model in {settings.models_dir}: train one, or export an "
+            f"untrained base with `streamrank model export --kind {settings.scorer}`"
+        )
 
 
 def run_worker(settings: Settings) -> int:
     import faust
 
     from scoring import build_scorer
+    from scoring.serving import ScorerSlot
     from streams.app import StreamrankApp
     from streams.topology import prepare_sync
 
     ensure_model(settings)
     settings = prepare_sync(settings)
-    scorer = build_scorer(settings.scorer, settings.models_dir, device=settings.device)
-    log.info("scorer %s version %s on %s", scorer.name, scorer.version, scorer.provider)
-    worker_app = StreamrankApp(settings, scorer)
+    options = {} if settings.cascade_k is None else {"cascade_k": settings.cascade_k}
+    scorer = build_scorer(
+        settings.scorer, settings.models_dir, device=settings.device,
+        version=settings.model_version, variant=settings.model_variant, **options,
+    )
+    worker_app = StreamrankApp(settings, ScorerSlot(scorer))
     worker = faust.Worker(worker_app.app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()  # returns only via SystemExit
     return 0

@@ -1,4 +1,4 @@
-"""Answering one search: state → scorer → RankedResult. Plain asyncio, no Faust.
+"""Answering one search: state → micro-batcher → RankedResult. Plain asyncio, no Faust.
 
 Kept apart from the agents so the whole decision can be tested without a broker and so the
 agents stay thin (decode, call this, produce).
@@ -6,13 +6,12 @@ agents stay thin (decode, call this, produce).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from contracts import RankedResult, SearchEvent
-from scoring.base import Scorer, ScoreRequest
+from scoring.base import ScoreRequest
+from scoring.batcher import MicroBatcher, Outcome
 from scoring.ranking import original_order, rank, unique_candidates
 from state import CatalogStore, SequenceStore
 
@@ -26,18 +25,17 @@ def now_ms() -> int:
 class SearchHandler:
     def __init__(
         self,
-        scorer: Scorer,
+        batcher: MicroBatcher,
         sequences: SequenceStore,
         catalog: CatalogStore,
         *,
         history_length: int = 10,
     ) -> None:
-        self.scorer = scorer
+        self.batcher = batcher
         self.sequences = sequences
         self.catalog = catalog
         self.history_length = history_length
-        # One thread: ONNX Runtime parallelizes inside a run; the event loop must stay free.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
+        self.last_outcome: Outcome | None = None
 
     def history(self, user_id: str) -> list[str]:
         """The user's recent behaviour as text, newest first: item titles and their queries."""
@@ -50,36 +48,27 @@ class SearchHandler:
                 texts.append(entry.query)
         return texts
 
-    def request_for(self, search: SearchEvent) -> ScoreRequest:
+    async def answer(self, search: SearchEvent, received_ts: int) -> RankedResult:
         candidates = unique_candidates(search.candidates)
-        return ScoreRequest(
+        request = ScoreRequest(
             query=search.query,
             history=self.history(search.user_id),
             candidates=[(c.item_id, self.catalog.text(c.item_id)) for c in candidates],
         )
-
-    async def answer(self, search: SearchEvent, received_ts: int) -> RankedResult:
-        candidates = unique_candidates(search.candidates)
-        request = self.request_for(search)
-        degraded = False
-        try:
-            loop = asyncio.get_running_loop()
-            scores = (await loop.run_in_executor(self._executor, self.scorer.score, [request]))[0]
-            items = rank(candidates, scores)
-        except Exception:
-            # A search is always answered: in the site's order, marked degraded.
-            log.exception("scoring failed for request %s; answering degraded", search.request_id)
+        outcome = await self.batcher.submit(request)
+        self.last_outcome = outcome
+        if outcome.scores is None:
+            # Overloaded, too slow or failing: answered in the site's order, marked degraded.
+            log.warning("request %s degraded (%s)", search.request_id, outcome.reason)
             items = original_order(candidates)
-            degraded = True
+        else:
+            items = rank(candidates, outcome.scores)
         return RankedResult(
             request_id=search.request_id,
             user_id=search.user_id,
             items=items,
-            model_version=self.scorer.version,
-            degraded=degraded,
+            model_version=outcome.model_version,
+            degraded=outcome.degraded,
             received_ts=received_ts,
             published_ts=now_ms(),
         )
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -54,7 +54,35 @@ class Settings(BaseSettings):
         default_factory=lambda: _cache_home() / "models",
         description="model registry folder (exported ONNX models)",
     )
-    scorer: Literal["zeroshot"] = Field(default="zeroshot", description="which scorer serves")
+    scorer: Literal["zeroshot", "embed", "cross", "cascade"] = Field(
+        default="zeroshot",
+        description="which kind of model serves at start (a ModelUpdate may switch it)",
+    )
+    model_version: str | None = Field(
+        default=None, description="registry version to serve; default: the newest of `scorer`"
+    )
+    model_variant: Literal["fp32", "int8", "fp16"] | None = Field(
+        default=None, description="force a variant; default: int8 on CPU, fp16 on GPU if shipped"
+    )
+    cascade_k: int | None = Field(
+        default=None, ge=0, description="cascade: candidates re-scored by the cross-encoder"
+    )
+    batch_max_pairs: int = Field(
+        default=256, ge=1, description="micro-batcher: candidate pairs merged into one run"
+    )
+    batch_max_wait_ms: float = Field(
+        default=5.0, ge=0, description="micro-batcher: longest wait for more searches"
+    )
+    batch_queue: int = Field(
+        default=1024, ge=1, description="micro-batcher: searches waiting; beyond it, degraded"
+    )
+    score_timeout_ms: float = Field(
+        default=1000.0, gt=0,
+        description="a search not scored within this is answered degraded (original order)",
+    )
+    search_concurrency: int = Field(
+        default=32, ge=1, description="searches in flight per worker (what the batcher merges)"
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="ONNX Runtime device: auto = CUDA when usable, else CPU"
     )

@@ -65,11 +65,13 @@ async def prepare(settings: Settings) -> Settings:
             names.recommendations: partitions,
             names.deadletter: partitions,
             names.catalog: catalog,
+            names.models: 1,  # one key ("current"): one partition, read whole by every worker
         }
         missing = [
             NewTopic(
                 name, n, settings.replication_factor,
-                topic_configs={"cleanup.policy": "compact"} if name == names.catalog else {},
+                topic_configs={"cleanup.policy": "compact"}
+                if name in (names.catalog, names.models) else {},
             )
             for name, n in wanted.items() if name not in existing
         ]

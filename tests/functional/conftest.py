@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from contracts import Item, encode
+from scoring.serving import ScorerSlot
 from streams.app import StreamrankApp
 from streams.broker import free_port
 from streams.settings import Settings
@@ -43,13 +44,15 @@ class Outbox:
 
 @pytest.fixture
 async def worker(tmp_path: Path, zeroshot: Any) -> AsyncIterator[tuple[StreamrankApp, Outbox]]:
-    sr = StreamrankApp(Settings(state_dir=tmp_path, web_port=free_port()), zeroshot, store="memory://")
+    settings = Settings(state_dir=tmp_path, web_port=free_port())
+    sr = StreamrankApp(settings, ScorerSlot(zeroshot), store="memory://")
     sr.app.finalize()
+    sr.scoring.batcher.start()  # test_context does not start the app's services
     outbox = Outbox()
     outbox.capture(sr.topics.recommendations)
     outbox.capture(sr.topics.deadletter)
     yield sr, outbox
-    sr.handler.close()
+    await sr.scoring.batcher.stop()
 
 
 async def load_catalog(sr: StreamrankApp, items: list[Item] | None = None) -> None:

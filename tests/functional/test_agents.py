@@ -59,7 +59,7 @@ async def test_search_is_answered_with_every_candidate_once(worker: Worker) -> N
     result = await ask(sr, outbox, search("new-user", ids))
     assert [i.rank for i in result.items] == [1, 2, 3, 4]
     assert sorted(i.item_id for i in result.items) == sorted(set(ids))
-    assert result.model_version == sr.handler.scorer.version
+    assert result.model_version == sr.slot.current.version
     assert not result.degraded
     assert outbox.of(sr.topics.recommendations)[-1].key == "new-user"
     assert result.received_ts <= result.published_ts
@@ -89,7 +89,7 @@ async def test_scorer_failure_answers_degraded_in_site_order(worker: Worker) -> 
         def score(self, requests: Any) -> Any:
             raise RuntimeError("model exploded")
 
-    sr.handler.scorer = Broken()
+    assert await sr.slot.swap_to("broken", loader=lambda _ref: Broken())
     result = await ask(sr, outbox, search("u", ["b", "a", "c"]))
     assert result.degraded
     assert [i.item_id for i in result.items] == ["b", "a", "c"]
