@@ -6,48 +6,68 @@ Serving needs only onnxruntime and tokenizers: models are exported ahead of time
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from scoring.base import MANIFEST_FILE, Manifest, ModelError, Scorer, ScoreRequest
+from scoring.cascade import CascadeScorer
+from scoring.cross import CrossScorer
+from scoring.embed import EmbedScorer
 from scoring.encoder import Device, OnnxEncoder
+from scoring.registry import ModelRegistry, VersionInfo, load_zeroshot
 from scoring.zeroshot import MODEL_NAME as ZEROSHOT_MODEL
 from scoring.zeroshot import TextEncoder, ZeroShotScorer
 
 log = logging.getLogger(__name__)
 
-
-def _keywords(func: Callable[..., object], *positional: str) -> frozenset[str]:
-    return frozenset(inspect.signature(func).parameters) - {"self", *positional}
-
-
-_ENCODER_OPTIONS = _keywords(OnnxEncoder.__init__, "model_dir", "device")
-_ZEROSHOT_OPTIONS = _keywords(ZeroShotScorer.__init__, "encoder")
+# Learned kinds are served from the registry; the zero-shot baseline stays by folder name.
+LEARNED_KINDS = ("embed", "cross", "cascade")
 
 
-def _build_zeroshot(models_dir: Path, device: Device, options: dict[str, Any]) -> Scorer:
+def _build_zeroshot(
+    models_dir: Path, device: Device, version: str | None, variant: str | None, options: Any
+) -> Scorer:
     model_dir = models_dir / ZEROSHOT_MODEL
     if not (model_dir / MANIFEST_FILE).is_file():
         raise ModelError(
             f"no exported model at {model_dir}; run `streamrank model export` "
             f"(with the same models directory) first"
         )
-    unknown = set(options) - _ENCODER_OPTIONS - _ZEROSHOT_OPTIONS
-    if unknown:
-        allowed = ", ".join(sorted(_ENCODER_OPTIONS | _ZEROSHOT_OPTIONS))
-        raise ValueError(f"zeroshot: unknown options {sorted(unknown)}; allowed: {allowed}")
-    encoder_opts = {k: v for k, v in options.items() if k in _ENCODER_OPTIONS}
-    scorer_opts = {k: v for k, v in options.items() if k not in _ENCODER_OPTIONS}
-    encoder = OnnxEncoder(model_dir, device=device, **encoder_opts)
-    return ZeroShotScorer(encoder, **scorer_opts)
+    if variant not in (None, "fp32"):
+        log.warning("zeroshot has only fp32; ignoring variant %s", variant)
+    return load_zeroshot(model_dir, device, options)
 
 
-# Later issues register "embed", "cross" and "cascade" here; the baseline stays by name.
-_BUILDERS: dict[str, Callable[[Path, Device, dict[str, Any]], Scorer]] = {
+def _learned(kind: str) -> Callable[[Path, Device, str | None, str | None, Any], Scorer]:
+    def build(
+        models_dir: Path, device: Device, version: str | None, variant: str | None, options: Any
+    ) -> Scorer:
+        registry = ModelRegistry(models_dir)
+        if version is not None:
+            path = registry.resolve(version)
+        else:
+            found = registry.latest(kind)
+            if found is None:
+                raise ModelError(
+                    f"no {kind} model in {models_dir}; run `streamrank model export --kind {kind}` "
+                    f"(with the same models directory) first"
+                )
+            path = found
+        scorer = registry.load(path, device=device, variant=variant, **options)
+        if scorer.name != kind:
+            raise ModelError(
+                f"{path}: version {scorer.version} is a {scorer.name} model, not {kind}"
+            )
+        return scorer
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[[Path, Device, str | None, str | None, Any], Scorer]] = {
     "zeroshot": _build_zeroshot,
+    **{kind: _learned(kind) for kind in LEARNED_KINDS},
 }
 
 
@@ -55,29 +75,46 @@ def available_scorers() -> list[str]:
     return sorted(_BUILDERS)
 
 
-def build_scorer(name: str, models_dir: Path, *, device: Device = "auto", **options: Any) -> Scorer:
+def build_scorer(
+    name: str,
+    models_dir: Path,
+    *,
+    device: Device = "auto",
+    version: str | None = None,
+    variant: str | None = None,
+    **options: Any,
+) -> Scorer:
     """The scorer called `name`, loaded from the exported models under `models_dir`.
 
-    `options` go to the encoder (threads, max_length, batch_size) or to the scorer
-    (e.g. history_weight, history_decay, cache_size for "zeroshot").
+    "zeroshot" is models_dir/zeroshot-minilm; "embed", "cross" and "cascade" are `version`
+    (a version, folder name or path) if given, else the newest of that kind, validated by
+    ModelRegistry.load. `variant` forces fp32/int8/fp16 (default: docs/models.md's choice).
+    `options` go to the scorer (threads, max_pairs, cascade_k, cache sizes; for "zeroshot"
+    also max_length, batch_size, history_weight, history_decay).
     """
     builder = _BUILDERS.get(name)
     if builder is None:
         raise ValueError(f"unknown scorer {name!r}; available: {', '.join(available_scorers())}")
-    scorer = builder(Path(models_dir), device, dict(options))
+    scorer = builder(Path(models_dir), device, version, variant, dict(options))
     log.info("scorer %s ready: version %s on %s", scorer.name, scorer.version, scorer.provider)
     return scorer
 
 
 __all__ = [
+    "LEARNED_KINDS",
     "ZEROSHOT_MODEL",
+    "CascadeScorer",
+    "CrossScorer",
     "Device",
+    "EmbedScorer",
     "Manifest",
     "ModelError",
+    "ModelRegistry",
     "OnnxEncoder",
     "ScoreRequest",
     "Scorer",
     "TextEncoder",
+    "VersionInfo",
     "ZeroShotScorer",
     "available_scorers",
     "build_scorer",

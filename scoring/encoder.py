@@ -1,36 +1,42 @@
-"""ONNX Runtime sentence encoder: the serving backend of the scorers.
+"""ONNX Runtime sentence encoder: the serving backend of the zero-shot scorer.
 
-This is the only module that imports onnxruntime. Tokenization uses the `tokenizers` library
-on the exported tokenizer.json (never transformers), so serving needs no torch.
+Sessions come from `scoring.session` (provider choice, threads, optimization). Tokenization
+uses the `tokenizers` library on the exported tokenizer.json (never transformers), so serving
+needs no torch.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import io
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from scoring.base import Manifest, ModelError, load_verified
+from scoring.session import (
+    CPU,
+    CUDA,
+    ORT_VERSION,
+    Device,
+    Runner,
+    check_io,
+    chosen_provider,
+    create_session,
+    cuda_device_count,
+)
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-ORT_VERSION: str = ort.__version__
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
-Device = Literal["auto", "cpu", "cuda"]
+INPUTS = ("input_ids", "attention_mask")
+OUTPUTS = ("embedding",)
 Embeddings = npt.NDArray[np.float32]
+# Moved to scoring.session; the old private name stays for scoring/training/export_ranker.py.
+_cuda_device_count = cuda_device_count
 
 
 class OnnxEncoder:
@@ -64,8 +70,10 @@ class OnnxEncoder:
         self.version = self.manifest.version
         self._tokenizer = _load_tokenizer(self.model_dir / TOKENIZER_FILE, max_length)
         self._pad_id = _pad_id(self._tokenizer)
-        self._session = _create_session(self.model_dir / MODEL_FILE, device, threads)
-        self._provider: str = self._session.get_providers()[0]
+        session = create_session(self.model_dir / MODEL_FILE, device=device, threads=threads)
+        check_io(session, INPUTS, OUTPUTS, what=str(self.model_dir / MODEL_FILE))
+        self._runner = Runner(session, OUTPUTS)
+        self._provider = chosen_provider(session)
         log.info(
             "encoder %s loaded from %s on %s (threads=%s, max_length=%d, batch_size=%d)",
             self.version,
@@ -99,9 +107,7 @@ class OnnxEncoder:
         self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
     ) -> Embeddings:
         """Run the graph on already tokenized, padded input (used by parity checks too)."""
-        result = self._session.run(
-            ["embedding"], {"input_ids": input_ids, "attention_mask": attention_mask}
-        )
+        result = self._runner.run({"input_ids": input_ids, "attention_mask": attention_mask})
         return np.asarray(result[0], dtype=np.float32)
 
     def tokenize(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -136,66 +142,4 @@ def _pad_id(tokenizer: Tokenizer) -> int:
     return 0 if pad is None else int(pad)
 
 
-def _create_session(model: Path, device: Device, threads: int | None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    providers = _providers(device)
-    try:
-        session = ort.InferenceSession(str(model), options, providers=providers)
-    except Exception as exc:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
-        raise ModelError(f"{model}: ONNX Runtime cannot load it ({exc})") from exc
-    chosen = session.get_providers()[0]
-    if device == "cuda" and chosen != CUDA:
-        raise ModelError(f"device 'cuda' requested but ONNX Runtime chose {chosen}")
-    if device == "auto" and providers[0] == CUDA and chosen != CUDA:
-        log.warning("CUDA available to ONNX Runtime but it fell back to %s", chosen)
-    return session
-
-
-def _providers(device: Device) -> list[str]:
-    if device == "cpu":
-        return [CPU]
-    available = ort.get_available_providers()
-    if CUDA not in available:
-        if device == "cuda":
-            raise ModelError(f"device 'cuda' requested but this onnxruntime has only {available}")
-        return [CPU]
-    if device == "auto" and _cuda_device_count() == 0:
-        # onnxruntime-gpu lists CUDA even with no GPU; asking for it then only logs a load error.
-        log.info("no CUDA device found; using %s", CPU)
-        return [CPU]
-    _preload_cuda_libraries()
-    return [CUDA, CPU]
-
-
-def _cuda_device_count() -> int:
-    """GPUs the NVIDIA driver reports; 0 when there is no driver."""
-    name = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
-    try:
-        lib = ctypes.CDLL(name)
-        count = ctypes.c_int(0)
-        if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
-            return 0
-        return count.value
-    except (OSError, AttributeError):
-        return 0
-
-
-def _preload_cuda_libraries() -> None:
-    # Serving never imports torch, which is what otherwise loads the pip-installed CUDA libs.
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is None:
-        return
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            preload()
-    except Exception as exc:  # best effort: the provider check after session creation decides
-        log.warning("preloading CUDA libraries failed: %s", exc)
-    message = " ".join(printed.getvalue().split())
-    if message:
-        # e.g. a CUDA library missing from the environment: the reason CUDA will not load.
-        log.log(logging.WARNING if "Failed" in message else logging.INFO, "preload: %s", message)
+__all__ = ["CPU", "CUDA", "MODEL_FILE", "ORT_VERSION", "TOKENIZER_FILE", "Device", "OnnxEncoder"]

@@ -1,0 +1,241 @@
+"""Micro-batcher: many concurrent searches, one inference run.
+
+    submit() ──► bounded queue ──► batching task ──► scorer thread ──► futures
+                 (full: degraded)   (≤ max_batch_pairs   (one at a time,
+                                     or max_wait_ms)       off the event loop)
+
+Each search waits at most `timeout_ms` in all; a search that cannot be scored in time (queue
+full, too slow, scorer error, batcher stopped) is answered at once as degraded, so the caller
+publishes the original order instead of hanging. Timings split a search's latency into its
+queue wait and the scorer's own stages (`last_timings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from scoring.base import Scorer, ScoreRequest
+from scoring.serving import ScorerSlot
+
+log = logging.getLogger(__name__)
+
+RECENT_BATCHES = 512
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one submit: scores, or None with degraded=True and the reason."""
+
+    scores: list[float] | None
+    degraded: bool
+    model_version: str
+    # Seconds: "queue" plus the scorer's stages (e.g. tokenize, encode, head, inference).
+    timings: dict[str, float] = field(default_factory=dict)
+    reason: str = ""  # "" or one of: queue_full, timeout, error, stopped, cancelled
+
+
+@dataclass
+class _Entry:
+    request: ScoreRequest
+    future: asyncio.Future[Outcome]
+    enqueued: float
+    pairs: int
+
+
+class MicroBatcher:
+    """Merges concurrent searches into batches for `slot.current.score`."""
+
+    def __init__(
+        self,
+        slot: ScorerSlot,
+        *,
+        max_batch_pairs: int = 256,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 1024,
+        timeout_ms: float = 1000.0,
+    ) -> None:
+        if max_batch_pairs < 1 or max_queue < 1:
+            raise ValueError("max_batch_pairs and max_queue must be >= 1")
+        if max_wait_ms < 0 or timeout_ms <= 0:
+            raise ValueError("max_wait_ms must be >= 0 and timeout_ms > 0")
+        self.slot = slot
+        self.max_batch_pairs = max_batch_pairs
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_queue = max_queue
+        self.timeout = timeout_ms / 1000.0
+        self._queue: deque[_Entry] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._inflight: list[_Entry] = []
+        # Counters for metrics.
+        self.batches = 0
+        self.requests = 0
+        self.pairs = 0
+        self.degraded: Counter[str] = Counter()
+        self.recent_batch_pairs: deque[int] = deque(maxlen=RECENT_BATCHES)
+        self.batch_pairs_histogram: Counter[int] = Counter()  # power-of-two upper bounds
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        # One thread: ONNX Runtime parallelizes inside a run; the event loop must stay free.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop batching; everything queued or in flight is answered degraded ("stopped")."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for entry in [*self._inflight, *self._queue]:
+            self._degrade(entry, "stopped")
+        self._inflight = []
+        self._queue.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def submit(self, request: ScoreRequest) -> Outcome:
+        """Scores for `request`, or a degraded Outcome; returns within ~timeout_ms."""
+        loop = asyncio.get_running_loop()
+        entry = _Entry(request, loop.create_future(), time.perf_counter(), len(request.candidates))
+        if not self.running:
+            self._degrade(entry, "stopped")
+        elif len(self._queue) >= self.max_queue:
+            self._degrade(entry, "queue_full")
+        else:
+            self._queue.append(entry)
+            self._wakeup.set()
+        try:
+            await asyncio.wait({entry.future}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            self._degrade(entry, "cancelled")  # the caller went away: skip its work
+            raise
+        # Not answered in time: answered now, and marked done so the batcher skips it.
+        self._degrade(entry, "timeout")
+        return entry.future.result()
+
+    def _degrade(self, entry: _Entry, reason: str) -> None:
+        if entry.future.done():
+            return
+        self.degraded[reason] += 1
+        waited = time.perf_counter() - entry.enqueued
+        entry.future.set_result(
+            Outcome(None, True, self.slot.current.version, {"queue": waited}, reason)
+        )
+
+    async def _run(self) -> None:
+        while True:
+            # Kept on self while collected and scored, so that stop() can answer it.
+            self._inflight = []
+            await self._collect(self._inflight)
+            await self._score(self._inflight)
+
+    async def _collect(self, batch: list[_Entry]) -> None:
+        """Fill `batch`: wait for a first search, then up to max_wait after its arrival for
+        more, until the batch holds max_batch_pairs candidate pairs."""
+        pairs = 0
+        while True:
+            while self._queue:
+                entry = self._queue[0]
+                if entry.future.done():  # timed out while queued
+                    self._queue.popleft()
+                    continue
+                if batch and pairs + entry.pairs > self.max_batch_pairs:
+                    return  # it starts the next batch
+                self._queue.popleft()
+                batch.append(entry)
+                pairs += entry.pairs
+                if pairs >= self.max_batch_pairs:
+                    return
+            self._wakeup.clear()
+            if not batch:
+                await self._wakeup.wait()
+                continue
+            remaining = batch[0].enqueued + self.max_wait - time.perf_counter()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    async def _score(self, batch: list[_Entry]) -> None:
+        live = [e for e in batch if not e.future.done()]
+        if not live:
+            return
+        scorer = self.slot.current  # the whole batch runs on the scorer it started with
+        started = time.perf_counter()
+        requests = [e.request for e in live]
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        try:
+            scores, stages = await loop.run_in_executor(self._executor, _call, scorer, requests)
+            _check(scores, requests)
+        except asyncio.CancelledError:
+            raise  # stop(): the entries are answered there
+        except Exception:
+            log.exception("scoring a batch of %d searches failed; answering degraded", len(live))
+            for entry in live:
+                self._degrade(entry, "error")
+            return
+        pairs = sum(e.pairs for e in live)
+        self.batches += 1
+        self.requests += len(live)
+        self.pairs += pairs
+        self.recent_batch_pairs.append(pairs)
+        self.batch_pairs_histogram[1 << max(pairs - 1, 0).bit_length()] += 1
+        stages["score"] = time.perf_counter() - started
+        for entry, row in zip(live, scores, strict=True):
+            if entry.future.done():  # timed out meanwhile: already answered degraded
+                continue
+            timings = {"queue": started - entry.enqueued, **stages}
+            entry.future.set_result(Outcome(row, False, scorer.version, timings))
+
+    def stats(self) -> dict[str, object]:
+        """A snapshot for metrics and /ready/-style endpoints."""
+        return {
+            "batches": self.batches,
+            "requests": self.requests,
+            "pairs": self.pairs,
+            "queue_depth": self.queue_depth,
+            "degraded": dict(self.degraded),
+            "batch_pairs_histogram": dict(sorted(self.batch_pairs_histogram.items())),
+            "recent_batch_pairs": list(self.recent_batch_pairs),
+        }
+
+
+def _call(
+    scorer: Scorer, requests: list[ScoreRequest]
+) -> tuple[list[list[float]], dict[str, float]]:
+    # Read the stage timings on the scorer thread, right after the call that produced them.
+    scores = scorer.score(requests)
+    return scores, dict(getattr(scorer, "last_timings", {}))
+
+
+def _check(scores: Sequence[Sequence[float]], requests: Sequence[ScoreRequest]) -> None:
+    if len(scores) != len(requests) or any(
+        len(row) != len(req.candidates) for row, req in zip(scores, requests, strict=False)
+    ):
+        raise ValueError("scorer returned the wrong number of scores")
+    if not all(math.isfinite(s) for row in scores for s in row):
+        raise ValueError("scorer returned non-finite scores")

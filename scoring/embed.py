@@ -1,0 +1,276 @@
+"""Embed scorer: a text encoder for every text plus a small personalized head.
+
+Items are encoded once and kept in an LRU under (item_id, text), so a catalog text change is
+a new key; the worker warms the cache when the catalog changes (`warm_items`) and a search
+then only encodes its query and the history texts not seen before. All misses of a call go
+to the encoder together, and the head runs once per call for all requests:
+    head(query [B, D], history [B, H, D], history_mask [B, H], items [B, C, D]) -> [B, C]
+with H = FeatureSpec.history_items (newest first, zero-padded) and C the batch's largest
+count of known candidates (zero-padded; those scores are dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from scoring.base import ModelError, ScoreRequest, load_verified
+from scoring.session import (
+    Device,
+    Runner,
+    check_io,
+    create_session,
+    graph_path,
+    load_featurizer,
+    pick_variant,
+    unknown_last,
+    wants_gpu,
+)
+from scoring.zeroshot import LRUCache
+
+log = logging.getLogger(__name__)
+
+KIND = "embed"
+ENCODER = "encoder"
+HEAD = "head"
+ENCODER_INPUTS = ("input_ids", "attention_mask")
+ENCODER_OUTPUTS = ("embedding",)
+HEAD_INPUTS = ("query", "history", "history_mask", "items")
+HEAD_OUTPUTS = ("scores",)
+Vector = npt.NDArray[np.float32]
+ItemKey = tuple[str, str]
+
+
+class EmbedScorer:
+    """Scores candidates with an exported `embed` version (encoder.onnx + head.onnx)."""
+
+    name = "embed"
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        device: Device = "auto",
+        variant: str | None = None,
+        threads: int | None = None,
+        batch_size: int = 64,
+        cache_size: int = 100_000,
+        text_cache_size: int = 10_000,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.model_dir = Path(model_dir)
+        self.manifest = load_verified(self.model_dir)
+        if self.manifest.kind != KIND:
+            raise ModelError(f"{self.model_dir}: kind {self.manifest.kind!r}, expected {KIND!r}")
+        self.version: str = self.manifest.version
+        self.variant = pick_variant(self.manifest, gpu=wants_gpu(device), override=variant)
+        self._encoder = self._open(ENCODER, ENCODER_INPUTS, ENCODER_OUTPUTS, device, threads)
+        self._head = self._open(HEAD, HEAD_INPUTS, HEAD_OUTPUTS, device, threads)
+        self.provider: str = self._encoder.provider
+        if self._head.provider != self.provider:
+            log.warning("embed %s: head runs on %s", self.version, self._head.provider)
+        self.featurizer = load_featurizer(self.manifest, self.model_dir)
+        self.history_items = self.featurizer.spec.history_items
+        self.dim = self.manifest.embedding_dim
+        self.batch_size = batch_size
+        self._items: LRUCache[ItemKey] = LRUCache(cache_size)
+        self._texts: LRUCache[str] = LRUCache(text_cache_size)
+        # score() and warm_items() may run on different threads; the Featurizer and the
+        # caches are not thread-safe.
+        self._lock = threading.Lock()
+        self.last_timings: dict[str, float] = {}
+        # Plain counters for the worker's metrics.
+        self.item_hits = 0
+        self.item_misses = 0
+        self.text_hits = 0
+        self.text_misses = 0
+        self.encoded_items = 0  # items encoded while answering searches
+        self.encoded_texts = 0  # queries and history texts encoded
+        self.warmed_items = 0  # items encoded ahead of searches by warm_items
+        self.encode_calls = 0
+        self.head_calls = 0
+        log.info(
+            "embed %s (%s) loaded from %s on %s (threads=%s)",
+            self.version,
+            self.variant,
+            self.model_dir,
+            self.provider,
+            threads or "default",
+        )
+
+    def _open(
+        self,
+        graph: str,
+        inputs: Sequence[str],
+        outputs: Sequence[str],
+        device: Device,
+        threads: int | None,
+    ) -> Runner:
+        path = graph_path(self.manifest, self.model_dir, self.variant, graph)
+        session = create_session(path, device=device, threads=threads)
+        check_io(session, inputs, outputs, what=str(path))
+        return Runner(session, outputs)
+
+    def cache_stats(self) -> dict[str, int]:
+        return {
+            "item_hits": self.item_hits,
+            "item_misses": self.item_misses,
+            "text_hits": self.text_hits,
+            "text_misses": self.text_misses,
+            "encoded_items": self.encoded_items,
+            "encoded_texts": self.encoded_texts,
+            "warmed_items": self.warmed_items,
+            "encode_calls": self.encode_calls,
+            "head_calls": self.head_calls,
+            "item_cache_size": len(self._items),
+            "text_cache_size": len(self._texts),
+        }
+
+    def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
+        """Encode the (item_id, text) pairs not cached yet; returns how many were encoded.
+
+        Works in chunks, taking the lock per chunk, so searches are not held up for the
+        whole catalog."""
+        todo = list(dict.fromkeys(key for key in items if key[1]))
+        if len(todo) > self._items.capacity:
+            log.warning(
+                "warming %d items into a cache of %d: the oldest will be evicted again",
+                len(todo),
+                self._items.capacity,
+            )
+        warmed = 0
+        for start in range(0, len(todo), self.batch_size):
+            with self._lock:
+                chunk = [k for k in todo[start : start + self.batch_size] if not self._cached(k)]
+                if not chunk:
+                    continue
+                vectors = self._encode([text for _, text in chunk], {})
+                for key, vec in zip(chunk, vectors, strict=True):
+                    self._items.put(key, vec)
+                warmed += len(chunk)
+                self.warmed_items += len(chunk)
+        return warmed
+
+    def _cached(self, key: ItemKey) -> bool:
+        return self._items.get(key) is not None
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        timings = {"tokenize": 0.0, "encode": 0.0, "head": 0.0}
+        with self._lock:
+            items, texts = self._embeddings(requests, timings)
+            raw = self._run_head(requests, items, texts, timings)
+            self.last_timings = timings
+        return [
+            unknown_last(row, [text for _, text in req.candidates])
+            for req, row in zip(requests, raw, strict=True)
+        ]
+
+    def _history(self, req: ScoreRequest) -> list[str]:
+        return [t for t in req.history if t][: self.history_items]
+
+    def _embeddings(
+        self, requests: Sequence[ScoreRequest], timings: dict[str, float]
+    ) -> tuple[dict[ItemKey, Vector], dict[str, Vector]]:
+        """Every vector the requests need: cache hits plus one encode call for the misses."""
+        items: dict[ItemKey, Vector] = {}
+        texts: dict[str, Vector] = {}
+        missing_items: dict[ItemKey, None] = {}  # ordered sets
+        missing_texts: dict[str, None] = {}
+        for req in requests:
+            for key in req.candidates:
+                if not key[1] or key in items or key in missing_items:
+                    continue
+                vec = self._items.get(key)
+                if vec is None:
+                    self.item_misses += 1
+                    missing_items[key] = None
+                else:
+                    self.item_hits += 1
+                    items[key] = vec
+            for text in (req.query, *self._history(req)):
+                if text in texts or text in missing_texts:
+                    continue
+                vec = self._texts.get(text)
+                if vec is None:
+                    self.text_misses += 1
+                    missing_texts[text] = None
+                else:
+                    self.text_hits += 1
+                    texts[text] = vec
+        unique = list(dict.fromkeys([k[1] for k in missing_items] + list(missing_texts)))
+        if unique:
+            by_text = dict(zip(unique, self._encode(unique, timings), strict=True))
+            self.encoded_items += len(missing_items)
+            self.encoded_texts += len(missing_texts)
+            # Results are read from these dicts, not the caches, which may already have evicted.
+            for key in missing_items:
+                items[key] = by_text[key[1]]
+                self._items.put(key, by_text[key[1]])
+            for text in missing_texts:
+                texts[text] = by_text[text]
+                self._texts.put(text, by_text[text])
+        return items, texts
+
+    def _encode(self, texts: Sequence[str], timings: dict[str, float]) -> Vector:
+        """(len(texts), D) embeddings; similar lengths share a graph run to limit padding."""
+        started = time.perf_counter()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        cap = self.featurizer.spec.text_tokens
+        lengths = np.fromiter(
+            (min(len(self.featurizer.ids(t)), cap) for t in texts), np.int64, len(texts)
+        )
+        order = np.argsort(lengths, kind="stable")
+        chunks = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        inputs = [self.featurizer.texts([texts[j] for j in idx]) for idx in chunks]
+        tokenized = time.perf_counter()
+        for idx, (ids, mask) in zip(chunks, inputs, strict=True):
+            result = self._encoder.run({"input_ids": ids, "attention_mask": mask})
+            out[idx] = np.asarray(result[0], dtype=np.float32)
+        timings["tokenize"] = timings.get("tokenize", 0.0) + tokenized - started
+        timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - tokenized
+        self.encode_calls += 1
+        return out
+
+    def _run_head(
+        self,
+        requests: Sequence[ScoreRequest],
+        items: dict[ItemKey, Vector],
+        texts: dict[str, Vector],
+        timings: dict[str, float],
+    ) -> list[npt.NDArray[np.float32]]:
+        """Raw head scores of each request's known candidates, in candidate order."""
+        known = [[key for key in req.candidates if key[1]] for req in requests]
+        active = [r for r, keys in enumerate(known) if keys]
+        raw = [np.zeros(len(keys), dtype=np.float32) for keys in known]
+        if not active:
+            return raw
+        started = time.perf_counter()
+        b, h, d = len(active), self.history_items, self.dim
+        c = max(len(known[r]) for r in active)
+        query = np.zeros((b, d), dtype=np.float32)
+        history = np.zeros((b, h, d), dtype=np.float32)
+        mask = np.zeros((b, h), dtype=np.float32)
+        cands = np.zeros((b, c, d), dtype=np.float32)
+        for row, r in enumerate(active):
+            query[row] = texts[requests[r].query]
+            hist = self._history(requests[r])
+            if hist:
+                history[row, : len(hist)] = np.stack([texts[t] for t in hist])
+                mask[row, : len(hist)] = 1.0
+            cands[row, : len(known[r])] = np.stack([items[k] for k in known[r]])
+        result = self._head.run(
+            {"query": query, "history": history, "history_mask": mask, "items": cands}
+        )
+        scores = np.asarray(result[0], dtype=np.float32).reshape(b, c)
+        for row, r in enumerate(active):
+            raw[r] = scores[row, : len(known[r])]
+        timings["head"] = timings.get("head", 0.0) + time.perf_counter() - started
+        self.head_calls += 1
+        return raw
