@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--port", type=int, default=9092)
 
     bench = sub.add_parser("bench", help="benchmarks that print figures")
-    bench.add_argument("what", choices=["pipeline"])
+    bench.add_argument("what", choices=["pipeline", "scorer"])
     bench.add_argument("--port", type=int, default=9092)
     bench.add_argument("--products", type=Path, default=DEFAULT_PRODUCTS)
     bench.add_argument("--items", type=int, default=3000)
@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--searches", type=int, default=1000)
     bench.add_argument("--candidates", type=int, default=50)
     bench.add_argument("--out", type=Path, default=None, help="write OUT.md and OUT.json")
+    bench.add_argument("--kinds", default="embed,cross,cascade", help="scorer: model kinds")
+    bench.add_argument("--backends", default="torch,fp32,int8", help="scorer: torch,fp32,int8,fp16")
+    bench.add_argument("--batches", default="1,8,32", help="scorer: searches per call")
+    bench.add_argument("--budget-s", type=float, default=4.0, help="scorer: seconds per config")
+    bench.add_argument("--load-seconds", type=float, default=6.0)
+    bench.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files of the contracts")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
@@ -70,6 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         from streams.demo import run_demo
 
         return run_demo(settings, users=args.users, rounds=args.rounds, port=args.port)
+    if args.command == "bench" and args.what == "scorer":
+        from scoring.training import bench as scorer_bench  # torch: only on this path
+
+        report = scorer_bench.run(
+            settings.models_dir, kinds=args.kinds.split(","), backends=args.backends.split(","),
+            batches=[int(b) for b in args.batches.split(",")], device=args.device,
+            budget_s=args.budget_s, load_seconds=args.load_seconds, products=args.products,
+            candidates=args.candidates,
+        )
+        print(scorer_bench.render(report))
+        if args.out is not None:
+            scorer_bench.write(report, args.out)
+        return 0
     if args.command == "bench":
         from streams.bench import run_pipeline_bench
 

@@ -1,0 +1,253 @@
+"""`streamrank bench scorer`: torch eager vs ONNX Runtime fp32 vs int8, per model kind.
+
+Same model weights, same inputs in one run. Searches have 50 candidates with real product
+text (retrotech when present), a 10-title history, and a query never seen before (so its
+encoding is paid); item embeddings are warm, as in a worker that embeds the catalog on arrival.
+Two measurements per backend:
+  batch sweep  searches per call ∈ --batches: call latency, searches/s, pairs/s;
+  load         open-loop arrivals through the MicroBatcher at a fraction of that backend's
+               best searches/s: p50/p99 per search, degraded count.
+Ratios are against torch eager of the same kind. Ranking agreement (Kendall τ, top-10
+overlap) of each ORT variant with torch is measured on the benchmark's own searches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scoring import ModelRegistry
+from scoring.base import Scorer, ScoreRequest
+from scoring.batcher import MicroBatcher
+from scoring.serving import ScorerSlot
+from scoring.training.export_ranker import ensure_base_ranker, kendall_tau, top_overlap
+from scoring.training.torch_scorers import TorchCascade, TorchCross, TorchEmbed
+
+log = logging.getLogger(__name__)
+
+KINDS = ("embed", "cross", "cascade")
+BACKENDS = ("torch", "fp32", "int8")
+
+
+@dataclass
+class Row:
+    kind: str
+    backend: str
+    provider: str
+    batch: int
+    calls: int
+    call_ms_p50: float
+    searches_per_s: float
+    pairs_per_s: float
+
+
+@dataclass
+class LoadRow:
+    kind: str
+    backend: str
+    target_per_s: float
+    achieved_per_s: float
+    p50_ms: float
+    p99_ms: float
+    degraded: int
+    searches: int
+
+
+@dataclass
+class Report:
+    meta: dict[str, Any]
+    sweep: list[Row] = field(default_factory=list)
+    load: list[LoadRow] = field(default_factory=list)
+    agreement: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def product_texts(path: Path | None, n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    if path is not None and path.exists():
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if (r.get("name") or "").strip()]
+        rows = rng.sample(rows, min(n, len(rows)))
+        return [" | ".join(p for p in (r["name"].strip(), (r.get("manufacturer") or "").strip(),
+                                       (r.get("short_description") or "").strip()[:300]) if p)
+                for r in rows]
+    words = ["wireless", "speaker", "shoe", "running", "coffee", "grinder", "camera", "lens",
+             "cable", "charger", "laptop", "stand", "kettle", "tent", "lamp", "desk", "chair"]
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) for _ in range(n)]
+
+
+USERS = 64
+
+
+def workload(texts: list[str], searches: int, candidates: int, seed: int) -> list[ScoreRequest]:
+    """`searches` requests; the first USERS are one per user (the warm-up pass)."""
+    rng = random.Random(seed)
+    items = [(f"i{k}", t) for k, t in enumerate(texts)]
+    users = [[t.split(" | ")[0] for t in rng.sample(texts, 10)] for _ in range(USERS)]
+    out = [ScoreRequest(query="warm up", history=h, candidates=rng.sample(items, candidates))
+           for h in users]
+    for n in range(searches):
+        cands = rng.sample(items, candidates)
+        words = rng.choice(cands)[1].split(" | ")[0].split()[:3]
+        out.append(ScoreRequest(query=f"{' '.join(words)} {n}", history=rng.choice(users),
+                                candidates=cands))
+    return out
+
+
+def build(kind: str, backend: str, version_dir: Path, device: str) -> Scorer:
+    if backend == "torch":
+        torch_cls: dict[str, Callable[[Path], Scorer]] = {
+            "embed": TorchEmbed, "cross": TorchCross, "cascade": TorchCascade}
+        return torch_cls[kind](version_dir)
+    return ModelRegistry(version_dir.parent).load(version_dir, device=device,  # type: ignore[arg-type]
+                                                  variant=backend)
+
+
+def sweep(kind: str, backend: str, scorer: Scorer, reqs: list[ScoreRequest], batch: int,
+          budget_s: float) -> tuple[Row, list[list[float]]]:
+    times: list[float] = []
+    first_scores: list[list[float]] = []
+    k = 0
+    deadline = time.perf_counter() + budget_s
+    while (len(times) < 2 or time.perf_counter() < deadline) and k + batch <= len(reqs):
+        chunk = reqs[k : k + batch]
+        k += batch
+        t0 = time.perf_counter()
+        scores = scorer.score(chunk)
+        times.append(time.perf_counter() - t0)
+        if not first_scores:
+            first_scores = scores
+    mean = float(np.mean(times))
+    n_pairs = sum(len(r.candidates) for r in reqs[:batch])
+    row = Row(kind, backend, scorer.provider, batch, len(times),
+              round(float(np.median(times)) * 1000, 2), round(batch / mean, 1),
+              round(n_pairs / mean, 1))
+    return row, first_scores
+
+
+async def _load(scorer: Scorer, reqs: list[ScoreRequest], rate: float, seconds: float,
+                max_pairs: int) -> tuple[float, list[float], int]:
+    batcher = MicroBatcher(ScorerSlot(scorer), max_batch_pairs=max_pairs, max_wait_ms=5,
+                           max_queue=4096, timeout_ms=60_000)
+    batcher.start()
+    latencies: list[float] = []
+    degraded = 0
+
+    async def one(req: ScoreRequest) -> None:
+        nonlocal degraded
+        t0 = time.perf_counter()
+        outcome = await batcher.submit(req)
+        latencies.append((time.perf_counter() - t0) * 1000)
+        degraded += outcome.degraded
+
+    n = max(4, min(len(reqs), int(rate * seconds)))
+    start = time.perf_counter()
+    tasks = []
+    for k in range(n):
+        await asyncio.sleep(max(0.0, start + k / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(reqs[k % len(reqs)])))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    await batcher.stop()
+    return n / elapsed, latencies, degraded
+
+
+def agreement(want: Sequence[Sequence[float]], got: Sequence[Sequence[float]]) -> dict[str, float]:
+    taus = [kendall_tau(np.asarray(w), np.asarray(g)) for w, g in zip(want, got, strict=True)]
+    tops = [top_overlap(np.asarray(w), np.asarray(g)) for w, g in zip(want, got, strict=True)]
+    return {"kendall_tau_mean": round(float(np.mean(taus)), 4),
+            "kendall_tau_min": round(float(np.min(taus)), 4),
+            "top10_overlap_mean": round(float(np.mean(tops)), 4)}
+
+
+def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[str] = BACKENDS,
+        batches: Sequence[int] = (1, 8, 32), device: str = "cpu", budget_s: float = 4.0,
+        load_fractions: Sequence[float] = (0.5, 0.9), load_seconds: float = 6.0,
+        products: Path | None = None, candidates: int = 50, seed: int = 7) -> Report:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    texts = product_texts(products, 3000, seed)
+    reqs = workload(texts, 4000, candidates, seed)
+    items = [item for r in reqs for item in r.candidates]
+    report = Report(meta={
+        "device": device, "candidates": candidates, "torch_threads": torch.get_num_threads(),
+        "texts": "retrotech" if products is not None and products.exists() else "synthetic",
+        "budget_s": budget_s, "load_seconds": load_seconds,
+    })
+    for kind in kinds:
+        version_dir = ensure_base_ranker(kind, models_dir)  # type: ignore[arg-type]
+        report.meta[f"{kind}_version"] = version_dir.name
+        reference: dict[int, list[list[float]]] = {}
+        for backend in backends:
+            try:
+                scorer = build(kind, backend, version_dir, device)
+            except Exception as exc:  # e.g. no int8 variant shipped: say so, go on
+                log.warning("%s/%s unavailable: %s", kind, backend, exc)
+                continue
+            # Steady state of a worker: catalog embedded on arrival, users' histories seen.
+            warm = getattr(scorer, "warm_items", None)
+            if warm is not None:
+                warm(list(dict(items).items()))
+            for start in range(0, USERS, 8):
+                scorer.score(reqs[start : start + 8])
+            # Fresh queries everywhere: the sweep and the load test use disjoint halves.
+            measured = reqs[USERS : USERS + (len(reqs) - USERS) // 2]
+            loaded = reqs[USERS + (len(reqs) - USERS) // 2 :]
+            # Batch sizes above what the budget allows for slow kinds are cut short.
+            best = 0.0
+            for batch in batches:
+                row, scores = sweep(kind, backend, scorer, measured, batch, budget_s)
+                report.sweep.append(row)
+                best = max(best, row.searches_per_s)
+                log.info("%s", row)
+                if backend == "torch":
+                    reference.setdefault(batch, scores)
+                elif batch in reference:
+                    report.agreement[f"{kind}/{backend}"] = agreement(reference[batch], scores)
+            for fraction in load_fractions:
+                rate = max(0.5, best * fraction)
+                achieved, lat, degraded = asyncio.run(
+                    _load(scorer, loaded, rate, load_seconds,
+                          max_pairs=candidates * max(batches)))
+                report.load.append(LoadRow(
+                    kind, backend, round(rate, 1), round(achieved, 1),
+                    round(float(np.percentile(lat, 50)), 1),
+                    round(float(np.percentile(lat, 99)), 1), degraded, len(lat)))
+                log.info("%s", report.load[-1])
+    return report
+
+
+def render(report: Report) -> str:
+    base = {(r.kind, r.batch): r.searches_per_s for r in report.sweep if r.backend == "torch"}
+    lines = [f"scorer benchmark: {json.dumps(report.meta)}", "",
+             "| kind | backend | provider | searches/call | calls | call p50 ms | searches/s "
+             "| pairs/s | x torch |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in report.sweep:
+        ratio = r.searches_per_s / base[(r.kind, r.batch)] if (r.kind, r.batch) in base else 0
+        lines.append(f"| {r.kind} | {r.backend} | {r.provider} | {r.batch} | {r.calls} | "
+                     f"{r.call_ms_p50} | {r.searches_per_s} | {r.pairs_per_s} | {ratio:.2f} |")
+    lines += ["", "| kind | backend | offered/s | achieved/s | p50 ms | p99 ms | degraded "
+              "| searches |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.kind} | {r.backend} | {r.target_per_s} | {r.achieved_per_s} | {r.p50_ms} "
+              f"| {r.p99_ms} | {r.degraded} | {r.searches} |" for r in report.load]
+    lines += ["", "| agreement with torch eager | Kendall τ mean | τ min | top-10 overlap |",
+              "|---|---|---|---|"]
+    lines += [f"| {k} | {v['kendall_tau_mean']} | {v['kendall_tau_min']} | "
+              f"{v['top10_overlap_mean']} |" for k, v in report.agreement.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Report, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(render(report))
+    out.with_suffix(".json").write_text(json.dumps(asdict(report), indent=2) + "\n")

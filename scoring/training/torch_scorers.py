@@ -1,0 +1,123 @@
+"""Torch eager scorers with the serving `Scorer` contract: the benchmark's baseline.
+
+Same models (weights from a version folder), same features (scoring.features), same caching
+policy as the ONNX Runtime scorers, so a benchmark compares runtimes and not shortcuts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scoring.base import ScoreRequest, load_verified
+from scoring.features import FeatureSpec, Featurizer
+from scoring.training.data import TrainingList
+from scoring.training.train import Layout, encode, load_cross, load_embed
+
+MAX_PAIRS = 64
+
+
+def _featurizer(version_dir: Path) -> Featurizer:
+    manifest = load_verified(version_dir)
+    return Featurizer.from_file(version_dir / "tokenizer.json",
+                                FeatureSpec.from_dict(manifest.features))
+
+
+def _as_list(req: ScoreRequest) -> TrainingList:
+    return TrainingList(req.query, tuple(req.history), tuple(req.candidates),
+                        tuple(0.0 for _ in req.candidates))
+
+
+class TorchCross:
+    name = "cross"
+    provider = "torch-eager"
+
+    def __init__(self, version_dir: Path) -> None:
+        self.version = load_verified(version_dir).version + "+torch"
+        self.model = load_cross(version_dir).eval()
+        self.featurizer = _featurizer(version_dir)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        triples = [(r.query, r.history, text) for r in requests for _, text in r.candidates]
+        # Like the ORT scorer: sort by length, chunk, so padding is comparable.
+        order = sorted(range(len(triples)), key=lambda i: len(self.featurizer.ids(triples[i][2])))
+        out = np.zeros(len(triples), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(order), MAX_PAIRS):
+                idx = order[start : start + MAX_PAIRS]
+                pb = self.featurizer.pair_batch([triples[i] for i in idx])
+                logits = self.model(torch.from_numpy(pb.input_ids),
+                                    torch.from_numpy(pb.attention_mask),
+                                    torch.from_numpy(pb.token_type_ids))
+                out[idx] = logits.numpy()
+        rows, k = [], 0
+        for r in requests:
+            rows.append(out[k : k + len(r.candidates)].tolist())
+            k += len(r.candidates)
+        return rows
+
+
+class TorchEmbed:
+    name = "embed"
+    provider = "torch-eager"
+
+    def __init__(self, version_dir: Path) -> None:
+        self.version = load_verified(version_dir).version + "+torch"
+        encoder, head = load_embed(version_dir)
+        self.encoder, self.head = encoder.eval(), head.eval()
+        self.featurizer = _featurizer(version_dir)
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
+        texts = [t for _, t in items if t and t not in self.cache]
+        with torch.inference_mode():
+            self._encode(texts)
+        return len(texts)
+
+    def _encode(self, texts: list[str]) -> None:
+        if texts:
+            self.cache.update(zip(texts, encode(self.encoder, self.featurizer, texts),
+                                  strict=True))
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        lists = [_as_list(r) for r in requests]
+        with torch.inference_mode():
+            lay = Layout.of(lists, self.featurizer.spec)
+            self._encode(list(dict.fromkeys(t for t in lay.texts if t not in self.cache)))
+            table = torch.stack([self.cache[t] for t in lay.texts])
+            scores = self.head(**lay.gather(table)).numpy()
+        return [scores[i, : len(r.candidates)].astype(np.float64).tolist()
+                for i, r in enumerate(requests)]
+
+
+class TorchCascade:
+    name = "cascade"
+    provider = "torch-eager"
+
+    def __init__(self, version_dir: Path, k: int | None = None) -> None:
+        manifest = load_verified(version_dir)
+        self.version = manifest.version + "+torch"
+        self.embed = TorchEmbed(version_dir / manifest.components["embed"])
+        self.cross = TorchCross(version_dir / manifest.components["cross"])
+        self.k = int(manifest.features.get("cascade_k", 10)) if k is None else k
+
+    def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
+        return self.embed.warm_items(items)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        first = self.embed.score(requests)
+        tops = [sorted(range(len(s)), key=lambda i: -s[i])[: self.k] for s in first]
+        sub = [ScoreRequest(r.query, r.history, [r.candidates[i] for i in top])
+               for r, top in zip(requests, tops, strict=True)]
+        second = self.cross.score(sub) if self.k else [[] for _ in requests]
+        out = []
+        for s, top, rescored in zip(first, tops, second, strict=True):
+            row = list(s)
+            lift = (max(s) - min(rescored, default=0.0) + 1.0) if rescored else 0.0
+            for i, score in zip(top, rescored, strict=True):
+                row[i] = score + lift  # re-scored ones rank above the rest
+            out.append(row)
+        return out
