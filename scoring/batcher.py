@@ -95,9 +95,12 @@ class MicroBatcher:
     def start(self) -> None:
         if self.running:
             return
+        # Bound to the running loop, so a batcher can be stopped and started again elsewhere.
+        self._wakeup = asyncio.Event()
         # One thread: ONNX Runtime parallelizes inside a run; the event loop must stay free.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scorer")
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(self._executor), name="micro-batcher")
 
     async def stop(self) -> None:
         """Stop batching; everything queued or in flight is answered degraded ("stopped")."""
@@ -143,12 +146,12 @@ class MicroBatcher:
             Outcome(None, True, self.slot.current.version, {"queue": waited}, reason)
         )
 
-    async def _run(self) -> None:
+    async def _run(self, executor: ThreadPoolExecutor) -> None:
         while True:
             # Kept on self while collected and scored, so that stop() can answer it.
             self._inflight = []
             await self._collect(self._inflight)
-            await self._score(self._inflight)
+            await self._score(self._inflight, executor)
 
     async def _collect(self, batch: list[_Entry]) -> None:
         """Fill `batch`: wait for a first search, then up to max_wait after its arrival for
@@ -179,17 +182,16 @@ class MicroBatcher:
             except TimeoutError:
                 return
 
-    async def _score(self, batch: list[_Entry]) -> None:
+    async def _score(self, batch: list[_Entry], executor: ThreadPoolExecutor) -> None:
         live = [e for e in batch if not e.future.done()]
         if not live:
             return
         scorer = self.slot.current  # the whole batch runs on the scorer it started with
         started = time.perf_counter()
         requests = [e.request for e in live]
-        assert self._executor is not None
         loop = asyncio.get_running_loop()
         try:
-            scores, stages = await loop.run_in_executor(self._executor, _call, scorer, requests)
+            scores, stages = await loop.run_in_executor(executor, _call, scorer, requests)
             _check(scores, requests)
         except asyncio.CancelledError:
             raise  # stop(): the entries are answered there

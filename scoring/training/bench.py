@@ -115,7 +115,9 @@ def build(kind: str, backend: str, version_dir: Path, device: str) -> Scorer:
 
 
 def sweep(kind: str, backend: str, scorer: Scorer, reqs: list[ScoreRequest], batch: int,
-          budget_s: float) -> tuple[Row, list[list[float]]]:
+          budget_s: float) -> tuple[Row, list[list[float]], int]:
+    """Calls of `batch` searches from the front of `reqs` for ~budget_s; (row, the first
+    call's scores, searches used)."""
     times: list[float] = []
     first_scores: list[list[float]] = []
     k = 0
@@ -133,7 +135,7 @@ def sweep(kind: str, backend: str, scorer: Scorer, reqs: list[ScoreRequest], bat
     row = Row(kind, backend, scorer.provider, batch, len(times),
               round(float(np.median(times)) * 1000, 2), round(batch / mean, 1),
               round(n_pairs / mean, 1))
-    return row, first_scores
+    return row, first_scores, k
 
 
 async def _load(scorer: Scorer, reqs: list[ScoreRequest], rate: float, seconds: float,
@@ -205,11 +207,14 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
             loaded = reqs[USERS + (len(reqs) - USERS) // 2 :]
             # Batch sizes above what the budget allows for slow kinds are cut short.
             best = 0.0
+            used = 0  # each batch size gets queries no earlier call has cached
             for batch in batches:
-                row, scores = sweep(kind, backend, scorer, measured, batch, budget_s)
+                row, scores, n = sweep(kind, backend, scorer, measured[used:], batch, budget_s)
+                used += n
                 report.sweep.append(row)
                 best = max(best, row.searches_per_s)
                 log.info("%s", row)
+                # Backends start at the same offset, so equal batch sizes saw equal searches.
                 if backend == "torch":
                     reference.setdefault(batch, scores)
                 elif batch in reference:

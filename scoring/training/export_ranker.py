@@ -481,6 +481,17 @@ def _encoder_is_base(encoder: SentenceEmbedder) -> bool:
     return all(torch.equal(v.cpu(), base[k]) for k, v in encoder.state_dict().items())
 
 
+def _encoder_parity(enc: SentenceEmbedder, graph: Path, featurizer: Featurizer) -> float:
+    """Max |torch - ORT| over the probe texts' embeddings; ParityError beyond tolerance."""
+    texts = Layout.of(PROBE_LISTS, featurizer.spec).texts
+    with torch.no_grad():
+        want = encode(enc, featurizer, texts).numpy()
+    diff = float(np.abs(want - _ort_encode(_session(graph), featurizer, texts)).max())
+    if diff > FP32_TOLERANCE["embed"]:
+        raise ParityError(f"export refused: encoder embeddings differ by {diff:.2e}")
+    return round(diff, 9)
+
+
 def export_embed(
     encoder: SentenceEmbedder,
     head: EmbedHead,
@@ -522,6 +533,7 @@ def export_embed(
         if not _encoder_is_base(enc):
             torch.save(enc.state_dict(), tmp / "encoder.pt")
         shutil.copyfile(base_model_path() / TOKENIZER, tmp / TOKENIZER)
+        encoder_diff = _encoder_parity(enc, tmp / "encoder.onnx", featurizer)
         score = embed_scorer(enc, hd, featurizer)
         want = [np.asarray(score(x)) for x in PROBE_LISTS]
         graphs = {"encoder": "encoder.onnx", "head": "head.onnx"}
@@ -529,13 +541,14 @@ def export_embed(
             tmp, graphs, _embed_runs(featurizer), want, FP32_TOLERANCE["embed"], variants,
             ["encoder"],
         )
+        shipped["fp32"]["parity"]["encoder_max_abs_diff"] = encoder_diff
         notes["seconds"]["fp32_export"] = round(exported, 2)
         joined = sha256_file(tmp / "encoder.onnx") + sha256_file(tmp / "head.onnx")
         manifest = _manifest(
             tmp, kind="embed", version_hash=hashlib.sha256(joined.encode()).hexdigest(),
             dim=hd.dim, max_length=spec.text_tokens, opset=opset, spec_dict=spec.to_dict(),
             shipped=shipped, metrics={**(metrics or {}), "export": notes}, parent=parent,
-            started=started, parity=fp32.as_dict(),
+            started=started, parity=shipped["fp32"]["parity"],
         )
         _install_version(tmp, manifest, out_dir, models_dir)
     return manifest

@@ -139,6 +139,9 @@ async def test_stop_answers_everything_pending(make: MakeBatcher, scorer: FakeSc
     assert [(o.degraded, o.reason) for o in outs] == [(True, "stopped")] * 4
     after = await batcher.submit(request(1))  # stopped: answered at once, not queued
     assert after.degraded and after.reason == "stopped"
+    scorer.gate.set()
+    batcher.start()  # and it can be started again
+    assert not (await batcher.submit(request(1))).degraded
 
 
 async def test_cancelled_caller_is_skipped(make: MakeBatcher, scorer: FakeScorer) -> None:

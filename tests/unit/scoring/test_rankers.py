@@ -22,6 +22,15 @@ from scoring import (
 )
 from scoring.base import sha256_file
 from scoring.registry import probe
+from scoring.session import (
+    CPU,
+    Runner,
+    check_io,
+    chosen_provider,
+    create_session,
+    providers_for,
+    unknown_last,
+)
 from tests.unit.scoring.conftest import FakeScorer, clone_version, flip_byte
 
 # The first test here may carry the session's exports (zero-shot, embed, cross, cascade).
@@ -262,3 +271,78 @@ def test_probe_refuses_broken_output() -> None:
         probe(FakeScorer(nan=True))
     with pytest.raises(ModelError, match="probe run failed: RuntimeError: boom"):
         probe(FakeScorer(error=RuntimeError("boom")))
+
+
+# --- session helpers ----------------------------------------------------------------------
+
+
+def test_cpu_session_io_check_and_plain_run(cross_dir: Path) -> None:
+    session = create_session(cross_dir / "cross.onnx", device="cpu", threads=1)
+    assert chosen_provider(session) == CPU and providers_for("cpu") == [CPU]
+    check_io(session, ["token_type_ids", "input_ids", "attention_mask"], ["logits"])
+    with pytest.raises(ModelError, match="expected inputs"):
+        check_io(session, ["input_ids", "attention_mask"], ["embedding"], what="x.onnx")
+    runner = Runner(session, ["logits"])
+    ids = np.array([[101, 2770, 6007, 102]], dtype=np.int32)  # cast to the graph's int64
+    (logits,) = runner.run(
+        {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": 0 * ids}
+    )
+    assert logits.shape == (1,) and np.isfinite(logits).all()
+
+
+class _Binding:
+    def __init__(self) -> None:
+        self.inputs: dict[str, np.ndarray] = {}
+        self.outputs: list[tuple[str, str]] = []
+
+    def bind_cpu_input(self, name: str, value: np.ndarray) -> None:
+        self.inputs[name] = value
+
+    def bind_output(self, name: str, device: str) -> None:
+        self.outputs.append((name, device))
+
+    def copy_outputs_to_cpu(self) -> list[np.ndarray]:
+        return [np.full(2, 7.0, dtype=np.float32) for _ in self.outputs]
+
+
+class _Arg:
+    def __init__(self, name: str, type_: str) -> None:
+        self.name, self.type = name, type_
+
+
+class _CudaSession:
+    """Stands in for a CUDA session (none here) to check the IOBinding path of Runner."""
+
+    def __init__(self) -> None:
+        self.binding = _Binding()
+        self.ran = 0
+
+    def get_providers(self) -> list[str]:
+        return ["CUDAExecutionProvider", CPU]
+
+    def get_inputs(self) -> list[_Arg]:
+        return [_Arg("query", "tensor(float16)")]
+
+    def io_binding(self) -> _Binding:
+        return self.binding
+
+    def run_with_iobinding(self, binding: _Binding) -> None:
+        self.ran += 1
+
+    def run(self, *args: object) -> None:
+        raise AssertionError("a CUDA session runs through IOBinding")
+
+
+def test_runner_binds_inputs_and_device_outputs_on_cuda() -> None:
+    session = _CudaSession()
+    out = Runner(session, ["scores"]).run({"query": np.ones((2, 3))})  # type: ignore[arg-type]
+    assert session.ran == 1 and session.binding.outputs == [("scores", "cuda")]
+    assert session.binding.inputs["query"].dtype == np.float16  # the graph's declared type
+    np.testing.assert_array_equal(out[0], [7.0, 7.0])
+
+
+def test_unknown_last_keeps_order_and_finiteness() -> None:
+    scores = unknown_last([0.5, float("nan"), 2.0], ["a", "", "b", "c", ""])
+    assert all(math.isfinite(s) for s in scores)
+    assert _order(scores) == [3, 0, 2, 1, 4]
+    assert unknown_last([], ["", ""]) == pytest.approx([-1e-4, -2e-4])
