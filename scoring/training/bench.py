@@ -207,14 +207,14 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
             loaded = reqs[USERS + (len(reqs) - USERS) // 2 :]
             # Batch sizes above what the budget allows for slow kinds are cut short.
             best = 0.0
-            used = 0  # each batch size gets queries no earlier call has cached
-            for batch in batches:
-                row, scores, n = sweep(kind, backend, scorer, measured[used:], batch, budget_s)
-                used += n
+            # Each batch size its own slice (fresh queries), the same slice for every backend.
+            width = len(measured) // len(batches)
+            for i, batch in enumerate(batches):
+                part = measured[i * width : (i + 1) * width]
+                row, scores, _ = sweep(kind, backend, scorer, part, batch, budget_s)
                 report.sweep.append(row)
                 best = max(best, row.searches_per_s)
                 log.info("%s", row)
-                # Backends start at the same offset, so equal batch sizes saw equal searches.
                 if backend == "torch":
                     reference.setdefault(batch, scores)
                 elif batch in reference:
