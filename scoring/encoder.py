@@ -25,7 +25,6 @@ from scoring.session import (
     check_io,
     chosen_provider,
     create_session,
-    cuda_device_count,
 )
 
 log = logging.getLogger(__name__)
@@ -35,8 +34,6 @@ TOKENIZER_FILE = "tokenizer.json"
 INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("embedding",)
 Embeddings = npt.NDArray[np.float32]
-# Moved to scoring.session; the old private name stays for scoring/training/export_ranker.py.
-_cuda_device_count = cuda_device_count
 
 
 class OnnxEncoder:
