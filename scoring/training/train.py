@@ -190,9 +190,15 @@ def cross_scorer(model: CrossRanker, featurizer: Featurizer) -> ScoreFn:
     return score
 
 
-def embed_scorer(encoder: SentenceEmbedder, head: EmbedHead, featurizer: Featurizer) -> ScoreFn:
-    """Torch eager scores of one list; text embeddings are cached across calls."""
-    cache: dict[str, torch.Tensor] = {}
+def embed_scorer(
+    encoder: SentenceEmbedder,
+    head: EmbedHead,
+    featurizer: Featurizer,
+    cache: dict[str, torch.Tensor] | None = None,
+) -> ScoreFn:
+    """Torch eager scores of one list; text embeddings are cached across calls (pass the
+    same `cache` to scorers sharing a frozen encoder)."""
+    cache = {} if cache is None else cache
 
     def score(lst: TrainingList) -> Floats:
         lay = Layout.of([lst], featurizer.spec)
