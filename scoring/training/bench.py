@@ -107,9 +107,9 @@ def workload(texts: list[str], searches: int, candidates: int, seed: int) -> lis
 
 def build(kind: str, backend: str, version_dir: Path, device: str) -> Scorer:
     if backend == "torch":
-        torch_cls: dict[str, Callable[[Path], Scorer]] = {
+        torch_cls: dict[str, Callable[[Path, str], Scorer]] = {
             "embed": TorchEmbed, "cross": TorchCross, "cascade": TorchCascade}
-        return torch_cls[kind](version_dir)
+        return torch_cls[kind](version_dir, "cuda" if device == "cuda" else "cpu")
     return ModelRegistry(version_dir.parent).load(version_dir, device=device,  # type: ignore[arg-type]
                                                   variant=backend)
 

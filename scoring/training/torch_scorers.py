@@ -33,11 +33,12 @@ def _as_list(req: ScoreRequest) -> TrainingList:
 
 class TorchCross:
     name = "cross"
-    provider = "torch-eager"
 
-    def __init__(self, version_dir: Path) -> None:
+    def __init__(self, version_dir: Path, device: str = "cpu") -> None:
         self.version = load_verified(version_dir).version + "+torch"
-        self.model = load_cross(version_dir).eval()
+        self.device = torch.device(device)
+        self.provider = f"torch-eager-{self.device.type}"
+        self.model = load_cross(version_dir).eval().to(self.device)
         self.featurizer = _featurizer(version_dir)
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
@@ -49,10 +50,9 @@ class TorchCross:
             for start in range(0, len(order), MAX_PAIRS):
                 idx = order[start : start + MAX_PAIRS]
                 pb = self.featurizer.pair_batch([triples[i] for i in idx])
-                logits = self.model(torch.from_numpy(pb.input_ids),
-                                    torch.from_numpy(pb.attention_mask),
-                                    torch.from_numpy(pb.token_type_ids))
-                out[idx] = logits.numpy()
+                feed = (pb.input_ids, pb.attention_mask, pb.token_type_ids)
+                logits = self.model(*(torch.from_numpy(a).to(self.device) for a in feed))
+                out[idx] = logits.float().cpu().numpy()
         rows, k = [], 0
         for r in requests:
             rows.append(out[k : k + len(r.candidates)].tolist())
@@ -62,12 +62,13 @@ class TorchCross:
 
 class TorchEmbed:
     name = "embed"
-    provider = "torch-eager"
 
-    def __init__(self, version_dir: Path) -> None:
+    def __init__(self, version_dir: Path, device: str = "cpu") -> None:
         self.version = load_verified(version_dir).version + "+torch"
+        self.device = torch.device(device)
+        self.provider = f"torch-eager-{self.device.type}"
         encoder, head = load_embed(version_dir)
-        self.encoder, self.head = encoder.eval(), head.eval()
+        self.encoder, self.head = encoder.eval().to(self.device), head.eval().to(self.device)
         self.featurizer = _featurizer(version_dir)
         self.cache: dict[str, torch.Tensor] = {}
 
@@ -88,20 +89,20 @@ class TorchEmbed:
             lay = Layout.of(lists, self.featurizer.spec)
             self._encode(list(dict.fromkeys(t for t in lay.texts if t not in self.cache)))
             table = torch.stack([self.cache[t] for t in lay.texts])
-            scores = self.head(**lay.gather(table)).numpy()
+            scores = self.head(**lay.gather(table)).float().cpu().numpy()
         return [scores[i, : len(r.candidates)].astype(np.float64).tolist()
                 for i, r in enumerate(requests)]
 
 
 class TorchCascade:
     name = "cascade"
-    provider = "torch-eager"
 
-    def __init__(self, version_dir: Path, k: int | None = None) -> None:
+    def __init__(self, version_dir: Path, device: str = "cpu", k: int | None = None) -> None:
         manifest = load_verified(version_dir)
         self.version = manifest.version + "+torch"
-        self.embed = TorchEmbed(version_dir / manifest.components["embed"])
-        self.cross = TorchCross(version_dir / manifest.components["cross"])
+        self.embed = TorchEmbed(version_dir / manifest.components["embed"], device)
+        self.cross = TorchCross(version_dir / manifest.components["cross"], device)
+        self.provider = self.embed.provider
         self.k = int(manifest.features.get("cascade_k", 10)) if k is None else k
 
     def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
