@@ -76,20 +76,31 @@ class CrossRanker(nn.Module):
 class EmbedHead(nn.Module):
     """Personalized scores from embeddings: attention over history per candidate (DIN-like).
 
-    For candidate c and history h_j: w_j = MLP([c, h_j, c*h_j]); user_c = sum softmax(w)_j h_j
+    For candidate c and history h_j: w_j = MLP([Pc, Ph_j, Pc*Ph_j]); user_c = sum softmax(w)_j h_j
     over the unmasked history; score = MLP([q*c, user_c*c, q.c, user_c.c, max_j h_j.c]) + q.c.
+    P projects to `attention_dim` first: the attention runs for every (candidate, history) pair,
+    and at full width it cost more than the query encoding (benchmarked), at 64 a sixth.
     The last layer starts at zero, so an untrained head ranks exactly like zero-shot (q.c).
     """
 
     def __init__(
-        self, dim: int = 384, *, attention_hidden: int = 64, hidden: int = 64, seed: int = 0
+        self,
+        dim: int = 384,
+        *,
+        attention_dim: int = 64,
+        attention_hidden: int = 64,
+        hidden: int = 64,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.dim = dim
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            self.project = nn.Linear(dim, attention_dim, bias=False)
             self.attention = nn.Sequential(
-                nn.Linear(3 * dim, attention_hidden), nn.ReLU(), nn.Linear(attention_hidden, 1)
+                nn.Linear(3 * attention_dim, attention_hidden),
+                nn.ReLU(),
+                nn.Linear(attention_hidden, 1),
             )
             self.mlp = nn.Sequential(nn.Linear(2 * dim + 3, hidden), nn.ReLU())
             self.out = nn.Linear(hidden, 1)
@@ -99,9 +110,11 @@ class EmbedHead(nn.Module):
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> EmbedHead:
         """A head shaped like the one that saved `state` (sizes read from the weights)."""
-        attention_hidden, three_dim = state["attention.0.weight"].shape
+        attention_hidden = state["attention.0.weight"].shape[0]
+        attention_dim, dim = state["project.weight"].shape
         head = cls(
-            int(three_dim) // 3,
+            int(dim),
+            attention_dim=int(attention_dim),
             attention_hidden=int(attention_hidden),
             hidden=int(state["out.weight"].shape[1]),
         )
@@ -115,8 +128,8 @@ class EmbedHead(nn.Module):
         history_mask: torch.Tensor,  # [B, H], 1 = real entry
         items: torch.Tensor,  # [B, C, D]
     ) -> torch.Tensor:  # [B, C]
-        c = items.unsqueeze(2)  # [B, C, 1, D]
-        h = history.unsqueeze(1)  # [B, 1, H, D]
+        c = self.project(items).unsqueeze(2)  # [B, C, 1, A]
+        h = self.project(history).unsqueeze(1)  # [B, 1, H, A]
         c_full = c.expand(-1, -1, h.shape[2], -1)
         h_full = h.expand(-1, c.shape[1], -1, -1)
         w = self.attention(torch.cat([c_full, h_full, c_full * h_full], dim=-1)).squeeze(-1)
