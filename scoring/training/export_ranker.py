@@ -86,6 +86,7 @@ def _probe_lists() -> tuple[TrainingList, ...]:
 
 
 PROBE_LISTS = _probe_lists()
+PROBE_LABELS = [lst.labels for lst in PROBE_LISTS]
 
 
 # --- agreement between two scorings of the same lists ---------------------------------------
@@ -153,16 +154,22 @@ class Agreement:
     mean_ndcg_drop: float = 0.0
 
     @classmethod
-    def of(cls, want: Sequence[Floats], got: Mapping[int, Floats], tie: float) -> Agreement:
-        """`got` holds some (or all) of the lists `want` scores, by index into PROBE_LISTS."""
+    def of(
+        cls,
+        want: Sequence[Floats],
+        got: Mapping[int, Floats],
+        tie: float,
+        labels: Sequence[Sequence[float]] | None = None,
+    ) -> Agreement:
+        """`got` holds some (or all) of the lists `want` scores, by index; with the lists'
+        `labels`, the NDCG@10 each scoring loses against torch is measured too."""
         pairs = [(want[i], g) for i, g in sorted(got.items())]
         diffs = np.concatenate([np.abs(w - g) for w, g in pairs])
         taus = [kendall_tau(w, g) for w, g in pairs]
         clear_taus = [kendall_tau_clear(w, g) for w, g in pairs]
         drops = [
-            ndcg_at(want[i], PROBE_LISTS[i].labels) - ndcg_at(g, PROBE_LISTS[i].labels)
-            for i, g in sorted(got.items()) if i < len(PROBE_LISTS)
-        ]
+            ndcg_at(want[i], labels[i]) - ndcg_at(g, labels[i]) for i, g in sorted(got.items())
+        ] if labels is not None else []
         return cls(
             max_abs_diff=float(diffs.max()),
             mean_abs_diff=float(diffs.mean()),
@@ -411,7 +418,8 @@ def _gate_variants(
     timings: dict[str, float] = {}
     notes: dict[str, Any] = {}
     started = time.perf_counter()
-    fp32 = _worst(*(Agreement.of(want, g, tolerance) for g in runs(_paths(tmp, graphs), CPU)))
+    fp32_runs = runs(_paths(tmp, graphs), CPU)
+    fp32 = _worst(*(Agreement.of(want, g, tolerance, PROBE_LABELS) for g in fp32_runs))
     timings["fp32_parity"] = round(time.perf_counter() - started, 2)
     if not fp32.passes_fp32(tolerance):
         raise ParityError(f"export refused: fp32 graphs disagree with torch: {fp32.as_dict()}")
@@ -435,7 +443,7 @@ def _gate_variants(
             notes[variant] = {"status": f"failed: {exc}"[:500]}
             got = None
         else:
-            got = _worst(*(Agreement.of(want, g, tolerance) for g in graph_runs))
+            got = _worst(*(Agreement.of(want, g, tolerance, PROBE_LABELS) for g in graph_runs))
         timings[variant] = round(time.perf_counter() - started, 2)
         if got is not None and got.passes_ranking():
             shipped[variant] = {"files": files, "parity": got.as_dict()}

@@ -141,7 +141,7 @@ def ort_embed(model_dir: Path, encoder: str, featurizer: Featurizer) -> list[Flo
 
 
 def agreement(want: Sequence[Floats], got: Sequence[Floats], tie: float) -> Agreement:
-    return Agreement.of(want, dict(enumerate(got)), tie)
+    return Agreement.of(want, dict(enumerate(got)), tie, [x.labels for x in NEW_LISTS])
 
 
 def test_cross_fp32_and_int8_agree_with_torch_on_new_lists(
@@ -215,7 +215,11 @@ def test_embed_fp32_agrees_with_torch_on_new_lists(embed_dir: Path, featurizer: 
             "head": "head.onnx",
         }
         int8 = agreement(want, ort_embed(embed_dir, "encoder.int8.onnx", featurizer), 1e-4)
-        assert int8.mean_tau >= 0.85, int8
+        # On lists the gate never saw, what users see barely moves on average; one list may
+        # lose a little more than the gate's per-list bound (near-ties flip: see the gate).
+        assert int8.mean_ndcg_drop <= export_ranker.MAX_MEAN_NDCG_DROP, int8
+        assert int8.max_ndcg_drop <= 2 * export_ranker.MAX_NDCG_DROP, int8
+        assert int8.min_top10 >= 0.6, int8
     else:
         assert manifest.metrics["export"]["int8"]["status"] == "refused by its gate"
         assert not (embed_dir / "encoder.int8.onnx").exists()

@@ -60,7 +60,9 @@ REQUESTS = [
 
 @pytest.fixture(scope="module")
 def embed(embed_dir: Path) -> EmbedScorer:
-    return EmbedScorer(embed_dir, device="cpu")
+    # fp32: these tests compare numbers exactly with the zero-shot and cascade fp32 paths
+    # (on a CPU the default would be the int8 variant when it shipped).
+    return EmbedScorer(embed_dir, device="cpu", variant="fp32")
 
 
 @pytest.fixture(scope="module")
