@@ -32,7 +32,7 @@ from scoring.session import (
     unknown_last,
     wants_gpu,
 )
-from scoring.zeroshot import LRUCache
+from scoring.zeroshot import LRUCache, gather_vectors
 
 log = logging.getLogger(__name__)
 
@@ -178,45 +178,16 @@ class EmbedScorer:
     def _embeddings(
         self, requests: Sequence[ScoreRequest], timings: dict[str, float]
     ) -> tuple[dict[ItemKey, Vector], dict[str, Vector]]:
-        """Every vector the requests need: cache hits plus one encode call for the misses."""
-        items: dict[ItemKey, Vector] = {}
-        texts: dict[str, Vector] = {}
-        missing_items: dict[ItemKey, None] = {}  # ordered sets
-        missing_texts: dict[str, None] = {}
-        for req in requests:
-            for key in req.candidates:
-                if not key[1] or key in items or key in missing_items:
-                    continue
-                vec = self._items.get(key)
-                if vec is None:
-                    self.item_misses += 1
-                    missing_items[key] = None
-                else:
-                    self.item_hits += 1
-                    items[key] = vec
-            for text in (req.query, *self._history(req)):
-                if text in texts or text in missing_texts:
-                    continue
-                vec = self._texts.get(text)
-                if vec is None:
-                    self.text_misses += 1
-                    missing_texts[text] = None
-                else:
-                    self.text_hits += 1
-                    texts[text] = vec
-        unique = list(dict.fromkeys([k[1] for k in missing_items] + list(missing_texts)))
-        if unique:
-            by_text = dict(zip(unique, self._encode(unique, timings), strict=True))
-            self.encoded_items += len(missing_items)
-            self.encoded_texts += len(missing_texts)
-            # Results are read from these dicts, not the caches, which may already have evicted.
-            for key in missing_items:
-                items[key] = by_text[key[1]]
-                self._items.put(key, by_text[key[1]])
-            for text in missing_texts:
-                texts[text] = by_text[text]
-                self._texts.put(text, by_text[text])
-        return items, texts
+        got = gather_vectors(requests, self._history, self._items, self._texts,
+                             lambda texts: self._encode(texts, timings))
+        self.item_hits += got.item_hits
+        self.item_misses += got.item_misses
+        self.text_hits += got.text_hits
+        self.text_misses += got.text_misses
+        if got.encoded:
+            self.encoded_items += got.item_misses
+            self.encoded_texts += got.text_misses
+        return got.items, got.texts
 
     def _encode(self, texts: Sequence[str], timings: dict[str, float]) -> Vector:
         """(len(texts), D) embeddings; similar lengths share a graph run to limit padding."""

@@ -16,7 +16,8 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -71,6 +72,69 @@ class LRUCache(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+@dataclass
+class Gathered:
+    """The vectors a batch of requests needs, and what finding them cost."""
+
+    items: dict[tuple[str, str], Vector]
+    texts: dict[str, Vector]
+    item_hits: int = 0
+    item_misses: int = 0
+    text_hits: int = 0
+    text_misses: int = 0
+    encoded: int = 0  # distinct texts sent to the encoder (0: no encode call)
+
+
+def gather_vectors(
+    requests: Sequence[ScoreRequest],
+    history: Callable[[ScoreRequest], list[str]],
+    items_cache: LRUCache[tuple[str, str]],
+    texts_cache: LRUCache[str],
+    encode: Callable[[list[str]], npt.NDArray[np.float32]],
+) -> Gathered:
+    """Every vector the requests need: cache hits plus one `encode` call for all misses.
+
+    Items are keyed (item_id, text), so a catalog text change is a miss; items without text
+    are skipped (unknown items). Shared by the zero-shot and embed scorers.
+    """
+    out = Gathered({}, {})
+    missing_items: dict[tuple[str, str], None] = {}  # ordered sets
+    missing_texts: dict[str, None] = {}
+    for req in requests:
+        for key in req.candidates:
+            if not key[1] or key in out.items or key in missing_items:
+                continue
+            vec = items_cache.get(key)
+            if vec is None:
+                out.item_misses += 1
+                missing_items[key] = None
+            else:
+                out.item_hits += 1
+                out.items[key] = vec
+        for text in (req.query, *history(req)):
+            if text in out.texts or text in missing_texts:
+                continue
+            vec = texts_cache.get(text)
+            if vec is None:
+                out.text_misses += 1
+                missing_texts[text] = None
+            else:
+                out.text_hits += 1
+                out.texts[text] = vec
+    unique = list(dict.fromkeys([k[1] for k in missing_items] + list(missing_texts)))
+    if unique:
+        by_text = dict(zip(unique, encode(unique), strict=True))
+        out.encoded = len(unique)
+        # Results are read from these dicts, not the caches, which may already have evicted.
+        for key in missing_items:
+            out.items[key] = by_text[key[1]]
+            items_cache.put(key, by_text[key[1]])
+        for text in missing_texts:
+            out.texts[text] = by_text[text]
+            texts_cache.put(text, by_text[text])
+    return out
 
 
 class ZeroShotScorer:
@@ -135,46 +199,16 @@ class ZeroShotScorer:
     def _embeddings(
         self, requests: Sequence[ScoreRequest]
     ) -> tuple[dict[tuple[str, str], Vector], dict[str, Vector]]:
-        """Every vector the requests need: cache hits plus one encode call for the misses."""
-        items: dict[tuple[str, str], Vector] = {}
-        texts: dict[str, Vector] = {}
-        missing_items: dict[tuple[str, str], None] = {}  # ordered set
-        missing_texts: dict[str, None] = {}
-        for req in requests:
-            for key in req.candidates:
-                if not key[1] or key in items or key in missing_items:
-                    continue
-                vec = self._items.get(key)
-                if vec is None:
-                    self.item_misses += 1
-                    missing_items[key] = None
-                else:
-                    self.item_hits += 1
-                    items[key] = vec
-            for text in (req.query, *self._history(req)):
-                if text in texts or text in missing_texts:
-                    continue
-                vec = self._texts.get(text)
-                if vec is None:
-                    self.text_misses += 1
-                    missing_texts[text] = None
-                else:
-                    self.text_hits += 1
-                    texts[text] = vec
-        unique = list(dict.fromkeys([k[1] for k in missing_items] + list(missing_texts)))
-        if unique:
-            encoded = self.encoder.encode(unique)
+        got = gather_vectors(requests, self._history, self._items, self._texts,
+                             self.encoder.encode)
+        self.item_hits += got.item_hits
+        self.item_misses += got.item_misses
+        self.text_hits += got.text_hits
+        self.text_misses += got.text_misses
+        if got.encoded:
             self.encode_calls += 1
-            self.encoded_texts += len(unique)
-            by_text = dict(zip(unique, encoded, strict=True))
-            # Results are read from these dicts, not the caches, which may already have evicted.
-            for key in missing_items:
-                items[key] = by_text[key[1]]
-                self._items.put(key, by_text[key[1]])
-            for text in missing_texts:
-                texts[text] = by_text[text]
-                self._texts.put(text, by_text[text])
-        return items, texts
+            self.encoded_texts += got.encoded
+        return got.items, got.texts
 
     def _score_one(
         self,
