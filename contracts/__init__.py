@@ -5,6 +5,7 @@ The lowest layer: state, scoring and streams depend on it; it depends on nothing
 
 from contracts.codec import MAX_PAYLOAD_BYTES, DecodeError, decode, encode
 from contracts.events import (
+    LABELS,
     SCHEMA_VERSION,
     Action,
     ActionEvent,
@@ -14,10 +15,12 @@ from contracts.events import (
     RankedItem,
     RankedResult,
     SearchEvent,
+    TrainingSample,
 )
 from contracts.topics import TopicNames
 
 __all__ = [
+    "LABELS",
     "MAX_PAYLOAD_BYTES",
     "SCHEMA_VERSION",
     "Action",
@@ -30,6 +33,7 @@ __all__ = [
     "RankedResult",
     "SearchEvent",
     "TopicNames",
+    "TrainingSample",
     "decode",
     "encode",
 ]
