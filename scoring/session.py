@@ -84,6 +84,12 @@ def create_session(
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    # A scorer runs several sessions one after another (encoder then head; embed then cross)
+    # and each has its own thread pool. Pool threads that spin-wait after a run hold the cores
+    # the next session needs: on 2 cores an encoder + head call took 2.3x longer spinning
+    # (108 vs 47 ms, 32 searches, int8) — see docs/bench/scorer.md.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     providers = providers_for(device, tensorrt=tensorrt)
     try:
         session = ort.InferenceSession(str(path), options, providers=providers)

@@ -3,10 +3,13 @@
 Same model weights, same inputs in one run. Searches have 50 candidates with real product
 text (retrotech when present), a 10-title history, and a query never seen before (so its
 encoding is paid); item embeddings are warm, as in a worker that embeds the catalog on arrival.
-Two measurements per backend:
-  batch sweep  searches per call ∈ --batches: call latency, searches/s, pairs/s;
-  load         open-loop arrivals through the MicroBatcher at a fraction of that backend's
-               best searches/s: p50/p99 per search, degraded count.
+Three measurements per backend:
+  batch sweep  searches per call in --batches: call latency, searches/s, pairs/s. The backends
+               take turns in half-second blocks, so a noisy neighbour slows them alike;
+  load         open-loop arrivals through the MicroBatcher at fractions of that backend's
+               best searches/s: p50/p99 per search, degraded count;
+  capacity     the highest offered rate (rising x1.25) that the MicroBatcher serves with
+               p99 <= --slo-ms and nothing degraded: what a worker on this CPU can promise.
 Ratios are against torch eager of the same kind. Ranking agreement (Kendall τ, top-10
 overlap) of each ORT variant with torch is measured on the benchmark's own searches.
 """
@@ -66,10 +69,23 @@ class LoadRow:
 
 
 @dataclass
+class Capacity:
+    """The highest offered rate that held the latency SLO through the micro-batcher."""
+
+    kind: str
+    backend: str
+    slo_p99_ms: float
+    searches_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
 class Report:
     meta: dict[str, Any]
     sweep: list[Row] = field(default_factory=list)
     load: list[LoadRow] = field(default_factory=list)
+    capacity: list[Capacity] = field(default_factory=list)
     agreement: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -114,28 +130,47 @@ def build(kind: str, backend: str, version_dir: Path, device: str) -> Scorer:
                                                   variant=backend)
 
 
-def sweep(kind: str, backend: str, scorer: Scorer, reqs: list[ScoreRequest], batch: int,
-          budget_s: float) -> tuple[Row, list[list[float]], int]:
-    """Calls of `batch` searches from the front of `reqs` for ~budget_s; (row, the first
-    call's scores, searches used)."""
-    times: list[float] = []
-    first_scores: list[list[float]] = []
-    k = 0
-    deadline = time.perf_counter() + budget_s
-    while (len(times) < 2 or time.perf_counter() < deadline) and k + batch <= len(reqs):
-        chunk = reqs[k : k + batch]
-        k += batch
-        t0 = time.perf_counter()
-        scores = scorer.score(chunk)
-        times.append(time.perf_counter() - t0)
-        if not first_scores:
-            first_scores = scores
-    mean = float(np.mean(times))
+def _call(scorer: Scorer, chunk: list[ScoreRequest]) -> tuple[float, list[list[float]]]:
+    t0 = time.perf_counter()
+    scores = scorer.score(chunk)
+    return time.perf_counter() - t0, scores
+
+
+def sweep(kind: str, scorers: dict[str, Scorer], reqs: list[ScoreRequest], batch: int,
+          budget_s: float, block_s: float = 0.5) -> tuple[list[Row], dict[str, list[list[float]]]]:
+    """Calls of `batch` searches, the backends taking turns in blocks of ~block_s each until
+    every backend had ~budget_s, so a noisy neighbour slows them alike. Every backend scores
+    the same chunks in the same order (its own caches: each query is new to each backend).
+    Returns a row per backend and each backend's scores of the first chunk."""
+    times: dict[str, list[float]] = {b: [] for b in scorers}
+    first: dict[str, list[list[float]]] = {}
+    cursor = dict.fromkeys(scorers, 0)
+    spent = dict.fromkeys(scorers, 0.0)
+    while any(spent[b] < budget_s or len(times[b]) < 2 for b in scorers):
+        progressed = False
+        for backend, scorer in scorers.items():
+            block_end = time.perf_counter() + block_s
+            while cursor[backend] + batch <= len(reqs) and (
+                    time.perf_counter() < block_end or len(times[backend]) < 2):
+                chunk = reqs[cursor[backend] : cursor[backend] + batch]
+                cursor[backend] += batch
+                took, scores = _call(scorer, chunk)
+                times[backend].append(took)
+                spent[backend] += took
+                first.setdefault(backend, scores)
+                progressed = True
+                if spent[backend] >= budget_s and len(times[backend]) >= 2:
+                    break
+        if not progressed:  # out of requests
+            break
     n_pairs = sum(len(r.candidates) for r in reqs[:batch])
-    row = Row(kind, backend, scorer.provider, batch, len(times),
-              round(float(np.median(times)) * 1000, 2), round(batch / mean, 1),
-              round(n_pairs / mean, 1))
-    return row, first_scores, k
+    rows = []
+    for backend, scorer in scorers.items():
+        mean = float(np.mean(times[backend]))
+        rows.append(Row(kind, backend, scorer.provider, batch, len(times[backend]),
+                        round(float(np.median(times[backend])) * 1000, 2),
+                        round(batch / mean, 1), round(n_pairs / mean, 1)))
+    return rows, first
 
 
 async def _load(scorer: Scorer, reqs: list[ScoreRequest], rate: float, seconds: float,
@@ -173,10 +208,32 @@ def agreement(want: Sequence[Sequence[float]], got: Sequence[Sequence[float]]) -
             "top10_overlap_mean": round(float(np.mean(tops)), 4)}
 
 
+def capacity(kind: str, backend: str, scorer: Scorer, reqs: list[ScoreRequest], start: float,
+             slo_ms: float, seconds: float, max_pairs: int, steps: int = 12) -> Capacity:
+    """Open-loop arrivals at rising rates (x1.25 from `start`) until the SLO breaks: p99 over
+    slo_ms, any degraded answer, or arrivals not kept up with. The last rate that held is the
+    backend's capacity through the micro-batcher (0 when even `start` did not hold)."""
+    held: LoadRow | None = None
+    rate = start
+    for _ in range(steps):
+        achieved, lat, degraded = asyncio.run(_load(scorer, reqs, rate, seconds, max_pairs))
+        row = LoadRow(kind, backend, round(rate, 1), round(achieved, 1),
+                      round(float(np.percentile(lat, 50)), 1),
+                      round(float(np.percentile(lat, 99)), 1), degraded, len(lat))
+        log.info("capacity step %s", row)
+        if row.p99_ms > slo_ms or degraded or achieved < 0.95 * rate:
+            break
+        held = row
+        rate *= 1.25
+    return Capacity(kind, backend, slo_ms, held.target_per_s if held else 0.0,
+                    held.p50_ms if held else 0.0, held.p99_ms if held else 0.0)
+
+
 def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[str] = BACKENDS,
         batches: Sequence[int] = (1, 8, 32), device: str = "cpu", budget_s: float = 4.0,
         load_fractions: Sequence[float] = (0.5, 0.9), load_seconds: float = 6.0,
-        products: Path | None = None, candidates: int = 50, seed: int = 7) -> Report:
+        slo_ms: float = 50.0, products: Path | None = None, candidates: int = 50,
+        seed: int = 7) -> Report:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     texts = product_texts(products, 3000, seed)
     reqs = workload(texts, 4000, candidates, seed)
@@ -184,12 +241,12 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
     report = Report(meta={
         "device": device, "candidates": candidates, "torch_threads": torch.get_num_threads(),
         "texts": "retrotech" if products is not None and products.exists() else "synthetic",
-        "budget_s": budget_s, "load_seconds": load_seconds,
+        "budget_s": budget_s, "load_seconds": load_seconds, "slo_ms": slo_ms,
     })
     for kind in kinds:
         version_dir = ensure_base_ranker(kind, models_dir)  # type: ignore[arg-type]
         report.meta[f"{kind}_version"] = version_dir.name
-        reference: dict[int, list[list[float]]] = {}
+        scorers: dict[str, Scorer] = {}
         for backend in backends:
             try:
                 scorer = build(kind, backend, version_dir, device)
@@ -203,34 +260,43 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
             if kind != "cross":  # the cross-encoder caches nothing but token ids
                 for start in range(0, USERS, 8):
                     scorer.score(reqs[start : start + 8])
-            # Fresh queries everywhere: the sweep and the load test use disjoint halves.
-            measured = reqs[USERS : USERS + (len(reqs) - USERS) // 2]
-            loaded = reqs[USERS + (len(reqs) - USERS) // 2 :]
-            # Batch sizes above what the budget allows for slow kinds are cut short.
-            best = 0.0
-            # Each batch size its own slice (fresh queries), the same slice for every backend.
-            # Cross-encoder calls of 32 searches take minutes on a CPU: capped at 8 there.
-            sizes = [b for b in batches if kind == "embed" or b <= 8] or [1]
-            width = len(measured) // len(sizes)
-            for i, batch in enumerate(sizes):
-                part = measured[i * width : (i + 1) * width]
-                row, scores, _ = sweep(kind, backend, scorer, part, batch, budget_s)
-                report.sweep.append(row)
-                best = max(best, row.searches_per_s)
+            scorers[backend] = scorer
+        # Fresh queries everywhere: the sweep and the load tests use disjoint halves.
+        measured = reqs[USERS : USERS + (len(reqs) - USERS) // 2]
+        loaded = reqs[USERS + (len(reqs) - USERS) // 2 :]
+        # Cross-encoder calls of 32 searches take minutes on a CPU: capped at 8 there.
+        sizes = [b for b in batches if kind == "embed" or b <= 8] or [1]
+        width = len(measured) // len(sizes)
+        best = dict.fromkeys(scorers, 0.0)
+        compared: dict[str, list[list[float]]] = {}
+        for i, batch in enumerate(sizes):
+            part = measured[i * width : (i + 1) * width]
+            rows, first = sweep(kind, scorers, part, batch, budget_s)
+            report.sweep.extend(rows)
+            for row in rows:
                 log.info("%s", row)
-                if backend == "torch":
-                    reference.setdefault(batch, scores)
-                elif batch in reference:
-                    report.agreement[f"{kind}/{backend}"] = agreement(reference[batch], scores)
+                best[row.backend] = max(best[row.backend], row.searches_per_s)
+            for backend, scores in first.items():
+                compared.setdefault(backend, []).extend(scores)
+        if "torch" in compared:  # over every batch size's first call: 1 + 8 + 32 searches
+            for backend, scores in compared.items():
+                if backend != "torch":
+                    report.agreement[f"{kind}/{backend}"] = agreement(compared["torch"], scores)
+        max_pairs = candidates * max(sizes)
+        for backend, scorer in scorers.items():
             for fraction in load_fractions:
-                rate = max(0.5, best * fraction)
+                rate = max(0.5, best[backend] * fraction)
                 achieved, lat, degraded = asyncio.run(
-                    _load(scorer, loaded, rate, load_seconds, max_pairs=candidates * max(sizes)))
+                    _load(scorer, loaded, rate, load_seconds, max_pairs))
                 report.load.append(LoadRow(
                     kind, backend, round(rate, 1), round(achieved, 1),
                     round(float(np.percentile(lat, 50)), 1),
                     round(float(np.percentile(lat, 99)), 1), degraded, len(lat)))
                 log.info("%s", report.load[-1])
+            report.capacity.append(capacity(
+                kind, backend, scorer, loaded, max(0.5, 0.25 * best[backend]), slo_ms,
+                max(2.0, load_seconds / 2), max_pairs))
+            log.info("%s", report.capacity[-1])
     return report
 
 
@@ -247,6 +313,14 @@ def render(report: Report) -> str:
               "| searches |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r.kind} | {r.backend} | {r.target_per_s} | {r.achieved_per_s} | {r.p50_ms} "
               f"| {r.p99_ms} | {r.degraded} | {r.searches} |" for r in report.load]
+    torch_cap = {c.kind: c.searches_per_s for c in report.capacity if c.backend == "torch"}
+    lines += ["", "| kind | backend | capacity searches/s at p99 ≤ SLO | p50 ms | p99 ms "
+              "| x torch |", "|---|---|---|---|---|---|"]
+    for c in report.capacity:
+        times = (f"{c.searches_per_s / torch_cap[c.kind]:.2f}" if torch_cap.get(c.kind)
+                 else "—")
+        lines.append(f"| {c.kind} | {c.backend} | {c.searches_per_s} (SLO {c.slo_p99_ms:g} ms) "
+                     f"| {c.p50_ms} | {c.p99_ms} | {times} |")
     lines += ["", "| agreement with torch eager | Kendall τ mean | τ min | top-10 overlap |",
               "|---|---|---|---|"]
     lines += [f"| {k} | {v['kendall_tau_mean']} | {v['kendall_tau_min']} | "
