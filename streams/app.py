@@ -14,8 +14,11 @@ from faust.web import Request, Response, View
 
 from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, decode, encode
 from scoring.serving import ScorerSlot
-from state import CatalogStore, SequenceStore
+from state import CatalogStore, ImpressionStore, SequenceStore
+from streams.action_gate import ActionGate, KafkaActionOffsets
+from streams.attribution import Attribution
 from streams.deadletter import DeadLetters
+from streams.sample_log import KafkaSampleLog, SampleLog
 from streams.scoring_service import ScoringService
 from streams.search import SearchHandler, now_ms
 from streams.settings import Settings
@@ -30,7 +33,10 @@ def _key(event: Any) -> str | None:
 
 
 class StreamrankApp:
-    def __init__(self, settings: Settings, slot: ScorerSlot, *, store: str = "rocksdb://") -> None:
+    def __init__(
+        self, settings: Settings, slot: ScorerSlot, *, store: str = "rocksdb://",
+        samples: SampleLog | None = None,
+    ) -> None:
         self.settings = settings
         self.app = faust.App(
             settings.app_id,
@@ -51,7 +57,8 @@ class StreamrankApp:
         )
         catalog_partitions = settings.catalog_partitions or settings.partitions
         self.topics = Topics.declare(
-            self.app, settings.topics, settings.partitions, catalog_partitions
+            self.app, settings.topics, settings.partitions, catalog_partitions,
+            ticks=settings.ticks_topic,
         )
         self.sequence_table = self.app.Table(
             "user-sequences",
@@ -68,8 +75,41 @@ class StreamrankApp:
             partitions=catalog_partitions,
             help="item_id -> Item JSON",
         )
+        self.impression_table = self.app.Table(
+            "impressions",
+            key_type=str,
+            value_type=bytes,
+            partitions=settings.partitions,
+            help="per-user published rankings awaiting their attribution window, and when "
+            "each partition's windows close",
+        )
         self.sequences = SequenceStore(self.sequence_table, settings.sequence_length)
         self.catalog = CatalogStore(self.catalog_table)
+        self.impressions = ImpressionStore(
+            self.impression_table,
+            window_ms=round(settings.attribution_window_s * 1000),
+            ttl_ms=round(settings.impression_ttl_s * 1000),
+            max_per_user=settings.max_impressions_per_user,
+        )
+        offsets = KafkaActionOffsets(
+            self.app, settings.topics.action, settings.app_id, settings.bootstrap_servers
+        )
+        self.attribution = Attribution(
+            self.impressions,
+            samples or KafkaSampleLog(
+                settings.bootstrap_servers, settings.topics.samples,
+                transactional_prefix=f"{settings.app_id}-samples",
+                lookback_ms=round(settings.impression_ttl_s * 1000),
+            ),
+            ActionGate(offsets.end_offset, offsets.committed),
+            self.catalog.text,
+            ticks=self.topics.ticks,
+            owned=self.owned_partitions,
+            tick_s=settings.attribution_tick_s,
+            resources=[offsets],
+        )
+        self.app.service(cast(Any, self.attribution))
+        self.app.on_partitions_revoked.connect(self._on_revoked)
         self.slot = slot
         self.scoring = ScoringService(settings, slot, self.catalog_texts)
         # An instance is accepted too: it starts and stops with the worker.
@@ -87,6 +127,9 @@ class StreamrankApp:
         self.search_agent = self.app.agent(
             self.topics.search, name="searches", concurrency=settings.search_concurrency
         )(self._searches)
+        self.tick_agent = self.app.agent(self.topics.ticks, name="attribution-ticks")(
+            self._ticks
+        )
         self._add_views()
 
     # Each agent yields once per event (its outcome, None for a deadletter): Faust's
@@ -112,13 +155,20 @@ class StreamrankApp:
 
     async def _actions(self, stream: Any) -> AsyncIterator[bool | None]:
         async for event in stream.events():
+            message = event.message
             try:
                 action = decode(event.value, ActionEvent, self.max_bytes)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
-                yield None
-                continue
-            yield self.sequences.append(action)
+                applied = None
+            else:
+                applied = self.sequences.append(action)
+                self.attribution.on_action(action, message.partition)
+            # Read: windows of this partition may close past it (streams/action_gate.py).
+            self.attribution.gate.processed(
+                message.partition, message.offset, int(message.timestamp * 1000)
+            )
+            yield applied
 
     async def _searches(self, stream: Any) -> AsyncIterator[RankedResult | None]:
         async for event in stream.events():
@@ -129,9 +179,31 @@ class StreamrankApp:
                 await self.deadletters.send(event, exc)
                 yield None
                 continue
-            result = await self.handler.answer(search, received)
+            result, history = await self.handler.answer(search, received)
+            # Kept before it is published: an action citing it then always finds it.
+            self.attribution.on_search(search, result, history, event.message.partition)
             await self.topics.recommendations.send(key=search.user_id, value=encode(result))
             yield result
+
+    async def _ticks(self, stream: Any) -> AsyncIterator[int]:
+        # One tick per partition per interval (streams/attribution.py): table writes for a
+        # partition happen here, while one of its events is processed.
+        async for event in stream.events():
+            yield await self.attribution.on_tick(event.message.partition, event.value)
+
+    def owned_partitions(self) -> list[int]:
+        """Partitions of the user topics this worker is assigned now."""
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:  # consumer not started yet
+            return []
+        return sorted(tp.partition for tp in assigned if tp.topic == self.settings.ticks_topic)
+
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[Any] = args[0]  # Faust's on_partitions_revoked(sender, revoked)
+        await self.attribution.release(
+            {tp.partition for tp in revoked if tp.topic == self.settings.ticks_topic}
+        )
 
     def catalog_texts(self) -> list[tuple[str, str]]:
         """(item_id, model text) of the whole catalog: warms a newly loaded model."""
@@ -168,6 +240,7 @@ class StreamrankApp:
                         "model_refusals": outer.slot.refused,
                         "deadletters": dict(outer.deadletters.counts),
                         "catalog_items": len(outer.catalog),
+                        "attribution": dict(outer.attribution.counts),
                     }
                 )
 
@@ -184,3 +257,12 @@ class StreamrankApp:
             async def get(self, request: Request, user_id: str) -> Response:
                 seq = outer.sequences.get(user_id)
                 return self.json({"user_id": user_id, "entries": [e.__dict__ for e in seq.entries]})
+
+        @self.app.page("/users/{user_id}/impressions/")
+        class UserImpressionsView(View):
+            # Open impressions (window not closed yet), newest first; local read as above.
+            async def get(self, request: Request, user_id: str) -> Response:
+                return self.json({"user_id": user_id, "open": [
+                    {"request_id": i.request_id, "close_at": i.close_at, "labels": i.labels,
+                     "items": [item for item, _ in i.items]}
+                    for i in outer.impressions.open(user_id)]})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import NamedTuple
 
 from contracts import RankedResult, SearchEvent
 from scoring.base import ScoreRequest
@@ -20,6 +21,11 @@ log = logging.getLogger(__name__)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class Answer(NamedTuple):
+    result: RankedResult
+    history: list[str]  # the texts the model read as the user's history: kept with the impression
 
 
 class SearchHandler:
@@ -48,11 +54,12 @@ class SearchHandler:
                 texts.append(entry.query)
         return texts
 
-    async def answer(self, search: SearchEvent, received_ts: int) -> RankedResult:
+    async def answer(self, search: SearchEvent, received_ts: int) -> Answer:
         candidates = unique_candidates(search.candidates)
+        history = self.history(search.user_id)
         request = ScoreRequest(
             query=search.query,
-            history=self.history(search.user_id),
+            history=history,
             candidates=[(c.item_id, self.catalog.text(c.item_id)) for c in candidates],
         )
         outcome = await self.batcher.submit(request)
@@ -63,7 +70,7 @@ class SearchHandler:
             items = original_order(candidates)
         else:
             items = rank(candidates, outcome.scores)
-        return RankedResult(
+        result = RankedResult(
             request_id=search.request_id,
             user_id=search.user_id,
             items=items,
@@ -72,3 +79,4 @@ class SearchHandler:
             received_ts=received_ts,
             published_ts=now_ms(),
         )
+        return Answer(result, history)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import MAX_PAYLOAD_BYTES, TopicNames
@@ -92,6 +92,23 @@ class Settings(BaseSettings):
     history_length: int = Field(
         default=10, ge=0, description="most recent actions given to the scorer as history"
     )
+    attribution_window_s: float = Field(
+        default=1800.0, gt=0,
+        description="actions count towards a ranking for this long after it was published; "
+        "then its samples are emitted",
+    )
+    impression_ttl_s: float = Field(
+        default=7200.0, gt=0,
+        description="a ranking's request id is remembered this long (at least the window): a "
+        "search repeating it is not kept again, a late action on it is told apart",
+    )
+    max_impressions_per_user: int = Field(
+        default=50, ge=1,
+        description="open impressions per user; beyond it the oldest closes early",
+    )
+    attribution_tick_s: float = Field(
+        default=1.0, gt=0, description="how often due attribution windows are closed"
+    )
     max_payload_bytes: int = Field(
         default=MAX_PAYLOAD_BYTES, ge=1024, description="larger messages go to the deadletter"
     )
@@ -99,6 +116,18 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535, description="worker HTTP port")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
 
+    @model_validator(mode="after")
+    def _ttl_covers_window(self) -> Settings:
+        if self.impression_ttl_s < self.attribution_window_s:
+            raise ValueError("impression_ttl_s must be at least attribution_window_s")
+        return self
+
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    @property
+    def ticks_topic(self) -> str:
+        """The worker's internal topic of attribution ticks (one consumer group's, like its
+        changelogs, hence named after the app id)."""
+        return f"{self.app_id}-attribution-ticks"

@@ -1,4 +1,6 @@
-"""Every topic the worker reads or writes, declared in one place.
+"""Every topic the worker reads or writes through Faust, declared in one place.
+
+(Samples are written by streams/sample_log.py's transactional producers, not through Faust.)
 
 Values travel as raw bytes: the agents decode them with contracts.decode so that anything
 malformed reaches the deadletter topic intact instead of failing inside Faust's serializer.
@@ -21,11 +23,13 @@ class Topics:
     catalog: Any
     recommendations: Any
     deadletter: Any
+    ticks: Any  # internal: when to close attribution windows, per partition
     names: TopicNames
 
     @classmethod
     def declare(
-        cls, app: faust.App, names: TopicNames, partitions: int, catalog_partitions: int
+        cls, app: faust.App, names: TopicNames, partitions: int, catalog_partitions: int,
+        ticks: str,
     ) -> Topics:
         def topic(name: str, **extra: Any) -> Any:
             return app.topic(
@@ -44,5 +48,6 @@ class Topics:
             catalog=topic(names.catalog, compacting=True, partitions=catalog_partitions),
             recommendations=topic(names.recommendations),
             deadletter=topic(names.deadletter),
+            ticks=topic(ticks),
             names=names,
         )

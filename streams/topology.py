@@ -20,6 +20,12 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# Faust tables keyed by user_id (co-partitioned with the input topics).
+USER_TABLES = ("user-sequences", "impressions")
+# Ticks are worthless once handled; an hour covers any restart.
+TICKS_RETENTION_MS = 3_600_000
+
+
 class TopologyError(RuntimeError):
     """The cluster's topics cannot serve this worker as configured."""
 
@@ -34,12 +40,15 @@ def choose_partitions(existing: dict[str, int], settings: Settings) -> tuple[int
             f"(state is co-partitioned by user_id); found {user_counts}"
         )
     partitions = next(iter(user_counts.values()), settings.partitions)
-    changelog = f"{settings.app_id}-user-sequences-changelog"
-    if changelog in existing and existing[changelog] != partitions:
-        raise TopologyError(
-            f"{changelog} has {existing[changelog]} partitions but the input topics have "
-            f"{partitions}; a worker cannot recover that state"
-        )
+    # Per-user state and the worker's own per-partition topics must follow the input topics.
+    ours = [f"{settings.app_id}-{table}-changelog" for table in USER_TABLES]
+    for topic in (*ours, settings.ticks_topic, names.samples):
+        if topic in existing and existing[topic] != partitions:
+            raise TopologyError(
+                f"{topic} has {existing[topic]} partitions but the input topics have "
+                f"{partitions}; a worker cannot use it (state and samples are kept per "
+                "partition of the input topics)"
+            )
     catalog = existing.get(names.catalog, partitions)
     return partitions, catalog
 
@@ -64,15 +73,20 @@ async def prepare(settings: Settings) -> Settings:
             names.action: partitions,
             names.recommendations: partitions,
             names.deadletter: partitions,
+            # Samples go to the partition of the user's searches and actions: the worker that
+            # owns it is the only writer, which is what makes them exactly-once.
+            names.samples: partitions,
+            settings.ticks_topic: partitions,
             names.catalog: catalog,
             names.models: 1,  # one key ("current"): one partition, read whole by every worker
         }
+        configs: dict[str, dict[str, str]] = {
+            names.catalog: {"cleanup.policy": "compact"},
+            names.models: {"cleanup.policy": "compact"},
+            settings.ticks_topic: {"retention.ms": str(TICKS_RETENTION_MS)},
+        }
         missing = [
-            NewTopic(
-                name, n, settings.replication_factor,
-                topic_configs={"cleanup.policy": "compact"}
-                if name in (names.catalog, names.models) else {},
-            )
+            NewTopic(name, n, settings.replication_factor, topic_configs=configs.get(name, {}))
             for name, n in wanted.items() if name not in existing
         ]
         if missing:
