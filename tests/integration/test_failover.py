@@ -1,0 +1,86 @@
+"""Scale out: two workers in one consumer group share the partitions; when one stops, the
+other takes its partitions, rebuilds their state from the changelogs and keeps answering."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts import ActionEvent, Candidate, SearchEvent, encode
+from streams.broker import free_port
+from streams.worker_process import WorkerProcess
+from tests.integration.conftest import Deployment
+from tests.integration.helpers import results_for
+
+pytestmark = pytest.mark.integration
+
+USERS = [f"user-{n}" for n in range(16)]  # enough keys to land on all 4 partitions
+PER_USER = 3
+
+
+def expected(user: str) -> list[str]:
+    return [f"{user}-item-{n}" for n in reversed(range(PER_USER))]
+
+
+def held(worker: WorkerProcess) -> dict[str, list[str]]:
+    """The users whose sequence this worker holds (a local read: only its partitions)."""
+    found = {}
+    for user in USERS:
+        entries = worker.get(f"/users/{user}/sequence/")["entries"]
+        if entries:
+            found[user] = [e["item_id"] for e in entries]
+    return found
+
+
+async def search_all(dep: Deployment, users: list[str], tag: str) -> set[str]:
+    async with dep.producer() as producer:
+        for user in users:
+            search = SearchEvent(event_id=f"{tag}-{user}", request_id=f"{tag}-{user}",
+                                 user_id=user, ts=2000, query="something to read",
+                                 candidates=[Candidate(item_id=i) for i in expected(user)])
+            await producer.send_and_wait(dep.topics.search, encode(search), key=user.encode())
+    return {f"{tag}-{u}" for u in users}
+
+
+async def test_two_workers_share_partitions_and_one_takes_over(deployment: Deployment) -> None:
+    dep = deployment
+    shared = {"STREAMRANK_PARTITIONS": "4", "STREAMRANK_SESSION_TIMEOUT_S": "6"}
+    first = dep.start_worker(**shared)
+    await first.wait_ready()
+    second = WorkerProcess(
+        {**dep.env, **shared, "STREAMRANK_STATE_DIR": str(dep.tmp / "state-2"),
+         "STREAMRANK_WEB_PORT": str(free_port())},
+        dep.tmp / "worker-second.log",
+    )
+    try:
+        await second.wait_ready()
+        async with dep.producer() as producer:
+            for n in range(PER_USER):
+                for user in USERS:
+                    action = ActionEvent(event_id=f"{user}-{n}", user_id=user, ts=1000 + n,
+                                         item_id=f"{user}-item-{n}", action="click")
+                    await producer.send_and_wait(dep.topics.action, encode(action),
+                                                 key=user.encode())
+
+        def split(_: WorkerProcess) -> tuple[dict[str, list[str]], dict[str, list[str]]] | None:
+            a, b = held(first), held(second)
+            return (a, b) if len(a) + len(b) == len(USERS) and a.keys().isdisjoint(b) else None
+
+        mine, theirs = await first.wait_for(split, "users split between the two workers", 120)
+        assert mine and theirs, "one worker holds every partition: no load sharing"
+        assert all(seq == expected(u) for u, seq in {**mine, **theirs}.items())
+
+        async with dep.consumer(dep.topics.recommendations) as consumer:
+            answered = await results_for(consumer, await search_all(dep, USERS, "both"), 60)
+        assert not any(r.degraded for r in answered.values())
+
+        first.stop()  # leaves the group; its partitions move to the second worker
+
+        # The second worker now holds everyone, the first worker's users from the changelogs.
+        await second.wait_for(lambda w: held(w) == {u: expected(u) for u in USERS},
+                              "every user's state on the remaining worker", 120)
+        async with dep.consumer(dep.topics.recommendations) as consumer:
+            after = await results_for(consumer, await search_all(dep, list(mine), "after"), 60)
+        assert set(after) == {f"after-{u}" for u in mine}
+        assert not any(r.degraded for r in after.values())
+    finally:
+        second.stop()
