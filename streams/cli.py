@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streams import train_cli
 from streams.settings import Settings
 
 # Development data lives beside the clone, never in it.
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     kafka.add_argument("--data-dir", type=Path, default=None)
 
     model = sub.add_parser("model", help="model registry (STREAMRANK_MODELS_DIR)")
-    model.add_argument("action", choices=["export", "list"])
+    model.add_argument("action", choices=["export", "list", "rollback"])
+    train_cli.register_rollback(model)
     model.add_argument(
         "--kind", choices=["zeroshot", "embed", "cross", "cascade"], default="zeroshot",
         help="export: zeroshot baseline, or a base (untrained-head) learned ranker",
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--load-seconds", type=float, default=6.0)
     bench.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
+    train_cli.register(sub)
+    train_cli.register_simulate(sub)
+
     schemas = sub.add_parser("schemas", help="write the JSON Schema files of the contracts")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
     schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
@@ -70,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker(settings)
     if args.command == "kafka":
         return kafka_command(args.action, args.port, args.data_dir)
+    if args.command == "model" and args.action == "rollback":
+        return train_cli.rollback_command(settings, args.version)
+    if args.command == "train":
+        return train_cli.run_train(args, settings)
+    if args.command == "simulate":
+        return train_cli.run_simulate(args, settings)
     if args.command == "model":
         return model_command(settings, args.action, args.kind, args.cascade_k)
     if args.command == "demo":

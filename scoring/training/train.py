@@ -38,6 +38,7 @@ from scoring.training.reference import SentenceEmbedder
 log = logging.getLogger(__name__)
 
 ScoreFn = Callable[[TrainingList], Sequence[float] | npt.NDArray[np.float32]]
+StepHook = Callable[[int, float], None]  # (step, loss) after each optimizer step: progress bars
 Floats = npt.NDArray[np.float32]
 TOKENIZER = "tokenizer.json"
 
@@ -298,6 +299,7 @@ def _run(
     seed: int,
     device: str,
     progress: bool,
+    on_step: StepHook | None = None,
 ) -> TrainReport:
     started = time.perf_counter()
     curve: list[float] = []
@@ -313,6 +315,8 @@ def _run(
         sched.step()
         curve.append(float(loss.detach()))
         seen, pairs = seen + len(batch), pairs + n_pairs
+        if on_step is not None:
+            on_step(step, curve[-1])
         if progress and (step + 1) % every == 0:
             log.info(
                 "step %d/%d loss %.4f lr %.2e", step + 1, steps, curve[-1], sched.get_last_lr()[0]
@@ -343,6 +347,7 @@ def train_cross(
     device: str = "cpu",
     spec: FeatureSpec | None = None,
     progress: bool = False,
+    on_step: StepHook | None = None,
 ) -> tuple[CrossRanker, TrainReport]:
     """Fine-tune a cross-encoder from `init` (a cross version folder) or from base MiniLM.
 
@@ -389,6 +394,7 @@ def train_cross(
             seed=seed,
             device=device,
             progress=progress,
+            on_step=on_step,
         )
     return model.eval(), report
 
@@ -408,6 +414,7 @@ def train_embed(
     spec: FeatureSpec | None = None,
     train_encoder: bool = False,
     progress: bool = False,
+    on_step: StepHook | None = None,
 ) -> tuple[SentenceEmbedder, EmbedHead, TrainReport]:
     """Train the embed head (at `lr`), and the text encoder too (at `encoder_lr`) if asked.
 
@@ -457,6 +464,7 @@ def train_embed(
             seed=seed,
             device=device,
             progress=progress,
+            on_step=on_step,
         )
     encoder.requires_grad_(True)
     return encoder.eval(), head.eval(), report
@@ -465,6 +473,7 @@ def train_embed(
 __all__ = [
     "Layout",
     "ScoreFn",
+    "StepHook",
     "TrainReport",
     "cross_scorer",
     "embed_scorer",
