@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -61,6 +61,7 @@ class MicroBatcher:
         max_wait_ms: float = 5.0,
         max_queue: int = 1024,
         timeout_ms: float = 1000.0,
+        on_batch: Callable[[int, int], None] | None = None,
     ) -> None:
         if max_batch_pairs < 1 or max_queue < 1:
             raise ValueError("max_batch_pairs and max_queue must be >= 1")
@@ -71,6 +72,9 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.timeout = timeout_ms / 1000.0
+        # (searches, pairs) of every scored batch: the worker's metrics, without scoring/
+        # knowing about Prometheus.
+        self.on_batch = on_batch
         self._queue: deque[_Entry] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -206,6 +210,8 @@ class MicroBatcher:
         self.pairs += pairs
         self.recent_batch_pairs.append(pairs)
         self.batch_pairs_histogram[1 << max(pairs - 1, 0).bit_length()] += 1
+        if self.on_batch is not None:
+            self.on_batch(len(live), pairs)
         stages["score"] = time.perf_counter() - started
         for entry, row in zip(live, scores, strict=True):
             if entry.future.done():  # timed out meanwhile: already answered degraded
