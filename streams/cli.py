@@ -56,10 +56,26 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--batches", default="1,8,32", help="scorer: searches per call")
     bench.add_argument("--budget-s", type=float, default=4.0, help="scorer: seconds per config")
     bench.add_argument("--load-seconds", type=float, default=6.0)
+    bench.add_argument("--slo-ms", type=float, default=50.0, help="scorer: p99 for capacity")
     bench.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
     train_cli.register(sub)
     train_cli.register_simulate(sub)
+
+    tail = sub.add_parser("tail", help="live view of recommendations (and deadletters)")
+    tail.add_argument("--top", type=int, default=10, help="ranked items shown per result")
+    tail.add_argument("--user", default=None, help="only this user's results")
+    tail.add_argument("--no-deadletter", action="store_true", help="hide deadletter records")
+    tail.add_argument("--from-beginning", action="store_true", help="replay the topics first")
+    tail.add_argument("--lookback-s", type=float, default=600.0,
+                      help="searches/actions read from this far back, for the join")
+    tail.add_argument("--limit", type=int, default=None, help="stop after this many blocks")
+    tail.add_argument("--idle-exit-s", type=float, default=None, help="stop when quiet this long")
+
+    sub.add_parser("topics", help="check and create the topics (as a worker does at start)")
+
+    docs = sub.add_parser("docs", help="regenerate docs/events.md and docs/configuration.md")
+    docs.add_argument("--check", action="store_true", help="fail if the files are stale")
 
     schemas = sub.add_parser("schemas", help="write the JSON Schema files of the contracts")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
@@ -93,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         report = scorer_bench.run(
             settings.models_dir, kinds=args.kinds.split(","), backends=args.backends.split(","),
             batches=[int(b) for b in args.batches.split(",")], device=args.device,
-            budget_s=args.budget_s, load_seconds=args.load_seconds, products=args.products,
+            budget_s=args.budget_s, load_seconds=args.load_seconds, slo_ms=args.slo_ms,
+            products=args.products,
             candidates=args.candidates,
         )
         print(scorer_bench.render(report))
@@ -107,6 +124,30 @@ def main(argv: list[str] | None = None) -> int:
             settings, port=args.port, products=args.products, items=args.items,
             users=args.users, searches=args.searches, candidates=args.candidates, out=args.out,
         )
+    if args.command == "tail":
+        from streams.tail import run_tail
+
+        return run_tail(settings, args)
+    if args.command == "topics":
+        from streams.topology import prepare_sync
+
+        prepared = prepare_sync(settings)
+        for role, name in prepared.topics.all().items():
+            print(f"{role:<16} {name}")
+        print(f"partitions {prepared.partitions}, catalog {prepared.catalog_partitions}")
+        return 0
+    if args.command == "docs":
+        from streams import reference_docs
+
+        root = Path(__file__).resolve().parents[1]
+        if args.check:
+            stale_docs = reference_docs.stale(root)
+            for path in stale_docs:
+                print(f"stale: {path} (run `streamrank docs`)")
+            return 1 if stale_docs else 0
+        for path in reference_docs.write(root):
+            print(path)
+        return 0
     if args.command == "schemas":
         from contracts.schemas import stale_schemas, write_schemas
 
