@@ -94,10 +94,14 @@ class Attribution(mode.Service):
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed tick on partition %d: %r", partition, raw)
             return 0
-        cutoff = await self.gate.cutoff(partition, now)
+        self.counts["ticks"] += 1
         try:
             if partition not in self._reconciled:
                 await self._reconcile(partition, now)
+            # Asked just before closing: the read-back above takes round trips.
+            cutoff = await self.gate.cutoff(partition, now)
+            if cutoff < now:
+                self.counts["ticks_held"] += 1  # actions still unread on this partition
             closing = self.store.close_due(partition, cutoff)
             emitted = None
             samples = [s for imp in closing.impressions for s in imp.samples(self.item_text)]
