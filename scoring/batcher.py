@@ -87,6 +87,7 @@ class MicroBatcher:
         self.degraded: Counter[str] = Counter()
         self.recent_batch_pairs: deque[int] = deque(maxlen=RECENT_BATCHES)
         self.batch_pairs_histogram: Counter[int] = Counter()  # power-of-two upper bounds
+        self.peak_queue_depth = 0
 
     @property
     def running(self) -> bool:
@@ -131,6 +132,7 @@ class MicroBatcher:
             self._degrade(entry, "queue_full")
         else:
             self._queue.append(entry)
+            self.peak_queue_depth = max(self.peak_queue_depth, len(self._queue))
             self._wakeup.set()
         try:
             await asyncio.wait({entry.future}, timeout=self.timeout)
@@ -226,6 +228,7 @@ class MicroBatcher:
             "requests": self.requests,
             "pairs": self.pairs,
             "queue_depth": self.queue_depth,
+            "peak_queue_depth": self.peak_queue_depth,
             "degraded": dict(self.degraded),
             "batch_pairs_histogram": dict(sorted(self.batch_pairs_histogram.items())),
             "recent_batch_pairs": list(self.recent_batch_pairs),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ class TextEncoder(Protocol):
     def provider(self) -> str: ...
     @property
     def dim(self) -> int: ...
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]: ...
+    def encode(
+        self, texts: Sequence[str], timings: dict[str, float] | None = None
+    ) -> npt.NDArray[np.float32]: ...
 
 
 class LRUCache(Generic[K]):
@@ -168,6 +171,7 @@ class ZeroShotScorer:
         self._items: LRUCache[tuple[str, str]] = LRUCache(cache_size)
         self._texts: LRUCache[str] = LRUCache(text_cache_size)
         self._lock = threading.Lock()
+        self.last_timings: dict[str, float] = {}  # seconds by stage of the latest score()
         # Plain counters for the worker's metrics.
         self.item_hits = 0
         self.item_misses = 0
@@ -189,18 +193,23 @@ class ZeroShotScorer:
         }
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        timings = {"tokenize": 0.0, "encode": 0.0}
         with self._lock:
-            items, texts = self._embeddings(requests)
-            return [self._score_one(req, items, texts) for req in requests]
+            items, texts = self._embeddings(requests, timings)
+            started = time.perf_counter()
+            scores = [self._score_one(req, items, texts) for req in requests]
+            timings["similarity"] = time.perf_counter() - started
+            self.last_timings = timings
+            return scores
 
     def _history(self, req: ScoreRequest) -> list[str]:
         return [t for t in req.history[: self.max_history] if t]
 
     def _embeddings(
-        self, requests: Sequence[ScoreRequest]
+        self, requests: Sequence[ScoreRequest], timings: dict[str, float]
     ) -> tuple[dict[tuple[str, str], Vector], dict[str, Vector]]:
         got = gather_vectors(requests, self._history, self._items, self._texts,
-                             self.encoder.encode)
+                             lambda batch: self.encoder.encode(batch, timings))
         self.item_hits += got.item_hits
         self.item_misses += got.item_misses
         self.text_hits += got.text_hits

@@ -6,6 +6,7 @@ Agents are thin: decode (bad input → deadletter), call state or the SearchHand
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from state import CatalogStore, ImpressionStore, SequenceStore
 from streams.action_gate import ActionGate, KafkaActionOffsets
 from streams.attribution import Attribution
 from streams.deadletter import DeadLetters
+from streams.metrics import CONTENT_TYPE, Snapshot, TopicSensor, WorkerMetrics, inference_stages
 from streams.sample_log import KafkaSampleLog, SampleLog
 from streams.scoring_service import ScoringService
 from streams.search import SearchHandler, now_ms
@@ -55,6 +57,10 @@ class StreamrankApp:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         )
+        self.metrics = WorkerMetrics(self._snapshot)
+        self.sensor = TopicSensor(self.metrics)
+        self.app.sensors.add(self.sensor)
+        self._state_sizes: tuple[float, dict[str, int]] = (0.0, {})
         catalog_partitions = settings.catalog_partitions or settings.partitions
         self.topics = Topics.declare(
             self.app, settings.topics, settings.partitions, catalog_partitions,
@@ -118,7 +124,10 @@ class StreamrankApp:
             self.scoring.batcher, self.sequences, self.catalog,
             history_length=settings.history_length,
         )
-        self.deadletters = DeadLetters(self.topics.deadletter)
+        self.scoring.batcher.on_batch = self.metrics.observe_batch
+        self.deadletters = DeadLetters(
+            self.topics.deadletter, on_send=lambda r: self.metrics.deadletters.labels(r).inc()
+        )
         self.max_bytes = settings.max_payload_bytes
 
         self.catalog_agent = self.app.agent(self.topics.catalog, name="catalog")(self._catalog)
@@ -173,16 +182,30 @@ class StreamrankApp:
     async def _searches(self, stream: Any) -> AsyncIterator[RankedResult | None]:
         async for event in stream.events():
             received = now_ms()
+            started = time.perf_counter()
             try:
                 search = decode(event.value, SearchEvent, self.max_bytes)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
                 yield None
                 continue
-            result, history = await self.handler.answer(search, received)
+            decoded = time.perf_counter()
+            answer = await self.handler.answer(search, received)
+            result = answer.result
+            kept = time.perf_counter()
             # Kept before it is published: an action citing it then always finds it.
-            self.attribution.on_search(search, result, history, event.message.partition)
+            self.attribution.on_search(search, result, answer.history, event.message.partition)
+            state_s = answer.state_s + time.perf_counter() - kept
+            sending = time.perf_counter()
             await self.topics.recommendations.send(key=search.user_id, value=encode(result))
+            done = time.perf_counter()
+            if answer.outcome.degraded:
+                self.metrics.degraded.labels(answer.outcome.reason or "unknown").inc()
+            self.metrics.observe_stages({
+                "decode": decoded - started, "state": state_s,
+                **inference_stages(answer.outcome.timings),
+                "publish": done - sending, "end_to_end": done - started,
+            })
             yield result
 
     async def _ticks(self, stream: Any) -> AsyncIterator[int]:
@@ -217,14 +240,48 @@ class StreamrankApp:
     def ready(self) -> bool:
         app = self.app
         return bool(
-            app.consumer.assignment()
+            self.scoring.batcher.running  # a model is loaded and the batcher takes searches
+            and app.consumer.assignment()
             and not app.rebalancing
             and not app.in_recovery
             and cast(Any, app.tables).recovery.completed.is_set()
         )
 
+    def _snapshot(self) -> Snapshot:
+        """The live figures Prometheus reads at each scrape (see streams/metrics.py)."""
+        scorer = self.slot.current
+        now = time.monotonic()
+        # Counting keys walks the local RocksDB: at most every 30 s, however often scraped.
+        if now - self._state_sizes[0] > 30.0:
+            self._state_sizes = (now, {
+                "user-sequences": len(self.sequence_table),
+                "impressions": len(self.impression_table),
+                "catalog": len(self.catalog),
+            })
+        try:
+            consumer = self.app.consumer
+            lag = self.sensor.lag(consumer.highwater, consumer.assignment())
+        except Exception:  # consumer not started yet
+            lag = {}
+        return Snapshot(
+            queue_depth=self.scoring.batcher.queue_depth,
+            queue_peak=self.scoring.batcher.peak_queue_depth,
+            model={"version": scorer.version, "scorer": scorer.name,
+                   "provider": scorer.provider, "variant": str(getattr(scorer, "variant", ""))},
+            state_entries=self._state_sizes[1],
+            lag=lag,
+            ready=self.ready(),
+            model_swaps=self.slot.swaps,
+            model_refusals=self.slot.refused,
+        )
+
     def _add_views(self) -> None:
         outer = self
+
+        @self.app.page("/metrics")
+        class Metrics(View):
+            async def get(self, request: Request) -> Response:
+                return self.bytes(outer.metrics.render(), content_type=CONTENT_TYPE)
 
         @self.app.page("/health/")
         class Health(View):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from contracts import DecodeError
@@ -33,13 +34,16 @@ def headers_for(
 class DeadLetters:
     """Sends undecodable events to the deadletter topic and counts them by reason."""
 
-    def __init__(self, topic: Any) -> None:
+    def __init__(self, topic: Any, on_send: Callable[[str], None] | None = None) -> None:
         self._topic = topic
         self.counts: Counter[str] = Counter()
+        self._on_send = on_send  # e.g. a metrics counter, told the reason
 
     async def send(self, event: Any, error: DecodeError) -> None:
         message = event.message
         self.counts[error.reason] += 1
+        if self._on_send is not None:
+            self._on_send(error.reason)
         log.warning(
             "deadletter %s[%s]@%s: %s", message.topic, message.partition, message.offset, error
         )

@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# aiohttp takes the charset separately; Prometheus reads text/plain as its text format.
+CONTENT_TYPE = "text/plain"
 # Seconds, from sub-millisecond (decode, state) to past the default 1 s scoring timeout.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STAGES = ("decode", "state", "queue", "tokenize", "inference", "publish", "end_to_end")
@@ -30,6 +31,7 @@ class Snapshot:
     """What is read from the live worker at scrape time."""
 
     queue_depth: int = 0
+    queue_peak: int = 0
     model: Mapping[str, str] = field(default_factory=dict)  # version, scorer, provider, variant
     state_entries: Mapping[str, int] = field(default_factory=dict)  # table -> local keys
     lag: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> lag
@@ -68,6 +70,8 @@ class WorkerMetrics:
             buckets=(10, 50, 100, 250, 500, 1000, 2500, 5000), registry=r)
         self.queue_depth = Gauge("streamrank_queue_depth", "searches waiting for the scorer",
                                  registry=r)
+        self.queue_peak = Gauge("streamrank_queue_depth_peak",
+                                "most searches ever waiting at once since start", registry=r)
         self.model_info = Gauge("streamrank_model_info", "the model serving now (value 1)",
                                 ["version", "scorer", "provider", "variant"], registry=r)
         self.model_swaps = Gauge("streamrank_model_swaps", "model versions swapped in",
@@ -97,6 +101,7 @@ class WorkerMetrics:
             return
         snap = self._snapshot()
         self.queue_depth.set(snap.queue_depth)
+        self.queue_peak.set(snap.queue_peak)
         self.model_info.clear()
         if snap.model:
             self.model_info.labels(*(snap.model.get(k, "") for k in

@@ -26,6 +26,8 @@ def now_ms() -> int:
 class Answer(NamedTuple):
     result: RankedResult
     history: list[str]  # the texts the model read as the user's history: kept with the impression
+    outcome: Outcome  # how scoring went: degraded and why, stage timings
+    state_s: float  # seconds spent reading state (sequence and catalog)
 
 
 class SearchHandler:
@@ -55,6 +57,7 @@ class SearchHandler:
         return texts
 
     async def answer(self, search: SearchEvent, received_ts: int) -> Answer:
+        started = time.perf_counter()
         candidates = unique_candidates(search.candidates)
         history = self.history(search.user_id)
         request = ScoreRequest(
@@ -62,6 +65,7 @@ class SearchHandler:
             history=history,
             candidates=[(c.item_id, self.catalog.text(c.item_id)) for c in candidates],
         )
+        state_s = time.perf_counter() - started
         outcome = await self.batcher.submit(request)
         self.last_outcome = outcome
         if outcome.scores is None:
@@ -79,4 +83,4 @@ class SearchHandler:
             received_ts=received_ts,
             published_ts=now_ms(),
         )
-        return Answer(result, history)
+        return Answer(result, history, outcome, state_s)

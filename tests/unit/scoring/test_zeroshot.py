@@ -28,7 +28,9 @@ class FakeEncoder:
     def encoded(self) -> list[str]:
         return [t for call in self.calls for t in call]
 
-    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def encode(
+        self, texts: Sequence[str], timings: dict[str, float] | None = None
+    ) -> npt.NDArray[np.float32]:
         self.calls.append(list(texts))
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
