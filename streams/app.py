@@ -19,6 +19,7 @@ from state import CatalogStore, ImpressionStore, SequenceStore
 from streams.action_gate import ActionGate, KafkaActionOffsets
 from streams.attribution import Attribution
 from streams.deadletter import DeadLetters
+from streams.kafka_security import faust_credentials
 from streams.metrics import CONTENT_TYPE, Snapshot, TopicSensor, WorkerMetrics, inference_stages
 from streams.sample_log import KafkaSampleLog, SampleLog
 from streams.scoring_service import ScoringService
@@ -43,6 +44,7 @@ class StreamrankApp:
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")],
+            broker_credentials=faust_credentials(settings),
             store=store,
             datadir=str(settings.state_dir),
             topic_partitions=settings.partitions,

@@ -208,6 +208,7 @@ def run_worker(settings: Settings) -> int:
     from streams.app import StreamrankApp
     from streams.topology import prepare_sync
 
+    log.info("settings: %s", settings.masked())
     ensure_model(settings)
     settings = prepare_sync(settings)
     options = {} if settings.cascade_k is None else {"cascade_k": settings.cascade_k}

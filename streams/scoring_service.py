@@ -24,6 +24,7 @@ from scoring import ModelRegistry
 from scoring.base import Scorer
 from scoring.batcher import MicroBatcher
 from scoring.serving import ScorerSlot
+from streams.kafka_security import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class ScoringService(mode.Service):
         tp = TopicPartition(self.settings.topics.models, 0)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False,
+            **client_options(self.settings),
             group_id=None, auto_offset_reset="earliest",
         )
         await consumer.start()

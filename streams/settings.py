@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import MAX_PAYLOAD_BYTES, TopicNames
@@ -112,6 +112,26 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(
         default=MAX_PAYLOAD_BYTES, ge=1024, description="larger messages go to the deadletter"
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="how every Kafka client of the process connects"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism (SASL_* protocols)"
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (masked in logs)"
+    )
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signed the brokers' certificates (SSL, SASL_SSL)"
+    )
+    ssl_certfile: Path | None = Field(
+        default=None, description="client certificate, for brokers that require mutual TLS"
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="the client certificate's key")
+    ssl_key_password: SecretStr | None = Field(
+        default=None, description="password of the client key, if encrypted (masked in logs)"
+    )
     web_host: str = Field(default="127.0.0.1", description="worker HTTP interface")
     web_port: int = Field(default=6066, ge=0, le=65535, description="worker HTTP port")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
@@ -121,6 +141,26 @@ class Settings(BaseSettings):
         if self.impression_ttl_s < self.attribution_window_s:
             raise ValueError("impression_ttl_s must be at least attribution_window_s")
         return self
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(f"{self.security_protocol} needs sasl_username and sasl_password")
+        return self
+
+    def masked(self) -> dict[str, object]:
+        """The settings as logged: secrets replaced by asterisks, paths as text."""
+        out: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "**********"
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        return out
 
     @property
     def topics(self) -> TopicNames:

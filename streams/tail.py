@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, TopicNames, decode
 from streams.deadletter import HEADER_PREFIX
+from streams.kafka_security import client_options
 
 log = logging.getLogger(__name__)
 
@@ -238,12 +239,6 @@ def run_tail(settings: Any, args: Any) -> int:
         asyncio.run(tail(
             settings.bootstrap_servers, settings.topics, options=options,
             lookback_s=args.lookback_s, from_beginning=args.from_beginning, limit=args.limit,
-            idle_exit_s=args.idle_exit_s, consumer_options=_client_options(settings),
+            idle_exit_s=args.idle_exit_s, consumer_options=client_options(settings),
         ))
     return 0
-
-
-def _client_options(settings: Any) -> dict[str, Any]:
-    """Security options for aiokafka when the settings carry them (see docs/configuration.md)."""
-    method = getattr(settings, "kafka_client_options", None)
-    return dict(method()) if callable(method) else {}
