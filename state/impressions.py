@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -86,7 +86,7 @@ class Impression:
         return out
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)  # orjson serializes dataclasses natively (asdict is slow)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Impression:
@@ -158,7 +158,7 @@ class ImpressionStore:
         if index.empty():
             self._kv.pop(f"u/{user_id}", None)
         else:
-            self._kv[f"u/{user_id}"] = orjson.dumps(asdict(index))
+            self._kv[f"u/{user_id}"] = orjson.dumps(index)
 
     def _ensure_gc(self, index: UserIndex, user_id: str, partition: int, at_ms: int) -> None:
         if not index.gc_at:

@@ -57,10 +57,11 @@ class KafkaSampleLog:
     async def _producer(self, partition: int) -> AIOKafkaProducer:
         producer = self._producers.get(partition)
         if producer is None:
+            # Large batches: a tick's samples go out together (16 KiB batches made it 4x slower).
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
                 transactional_id=f"{self.transactional_prefix}-{partition}",
-                enable_idempotence=True, acks="all",
+                enable_idempotence=True, acks="all", max_batch_size=1 << 19, linger_ms=5,
             )
             await producer.start()  # InitProducerId: fences the previous owner's producer
             self._producers[partition] = producer
