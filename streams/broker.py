@@ -131,10 +131,29 @@ def render_server_properties(
         "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
     }
     if overrides:
-        props.update(overrides)
+        # {controller_port} lets overrides name the port chosen at start.
+        props.update({k: v.replace("{controller_port}", str(controller_port))
+                      for k, v in overrides.items()})
     lines = ["# Written by streams/broker.py; rewritten at every start."]
     lines += [f"{key}={value}" for key, value in props.items()]
     return "\n".join(lines) + "\n"
+
+
+def sasl_plain_listener(port: int, sasl_port: int, users: Mapping[str, str]) -> dict[str, str]:
+    """Overrides that add a SASL_PLAINTEXT listener (mechanism PLAIN, these user → password
+    pairs) on `sasl_port` beside the PLAINTEXT one: for testing clients' security settings.
+    The controller and inter-broker traffic stay on PLAINTEXT."""
+    accounts = " ".join(f'user_{user}="{password}"' for user, password in users.items())
+    return {
+        "listeners": f"PLAINTEXT://{HOST}:{port},SASL_PLAINTEXT://{HOST}:{sasl_port},"
+        f"CONTROLLER://{HOST}:{{controller_port}}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port},SASL_PLAINTEXT://{HOST}:{sasl_port}",
+        "listener.security.protocol.map":
+            "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config":
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};",
+    }
 
 
 def render_log4j_properties() -> str:

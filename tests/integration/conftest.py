@@ -11,13 +11,19 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts import TopicNames
-from streams.broker import LocalBroker, free_port
+from streams.broker import LocalBroker, free_port, sasl_plain_listener
 from streams.worker_process import WorkerProcess, worker_env
+
+# The session broker also listens with SASL/PLAIN for this account (test_security.py).
+SASL_USER, SASL_PASSWORD = "alice", "alice-secret-7f3"
 
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    broker = LocalBroker(port=free_port(), data_dir=tmp_path_factory.mktemp("kafka"))
+    port, sasl_port = free_port(), free_port()
+    broker = LocalBroker(port=port, data_dir=tmp_path_factory.mktemp("kafka"),
+                         overrides=sasl_plain_listener(port, sasl_port, {SASL_USER: SASL_PASSWORD}))
+    broker.sasl_bootstrap = f"127.0.0.1:{sasl_port}"  # type: ignore[attr-defined]
     broker.start()
     yield broker
     broker.stop()
