@@ -29,6 +29,7 @@ from contracts import (
     encode,
 )
 from streams.simulation import Shopper, catalog_items, liked_share, shoppers
+from streams.trainer import partitions_of
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,9 @@ class Traffic:
         return "\n".join(lines)
 
 
-async def _end_positions(consumer: AIOKafkaConsumer, topic: str) -> None:
+async def _end_positions(consumer: AIOKafkaConsumer, bootstrap: str, topic: str) -> None:
     """Assign every partition of `topic` at its end: only results from now on are read."""
-    await consumer.topics()
-    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
     if not tps:
         raise RuntimeError(f"{topic} does not exist: is a worker running with this prefix?")
     consumer.assign(tps)
@@ -96,7 +96,7 @@ async def drive(
     await producer.start()
     await consumer.start()
     try:
-        await _end_positions(consumer, topics.recommendations)
+        await _end_positions(consumer, bootstrap, topics.recommendations)
         if publish_catalog:
             for item in catalog_items():
                 await producer.send(topics.catalog, encode(item), key=item.item_id.encode())

@@ -70,6 +70,20 @@ def parse_time(text: str, now_ms: int | None = None) -> int:
     return int(parsed.timestamp() * 1000)
 
 
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of `topic`; [] when it does not exist (it is not created)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        # list_topics first: a metadata request naming a missing topic may auto-create it.
+        if topic not in await admin.list_topics():
+            return []
+        described = await admin.describe_topics([topic])
+        return sorted(p["partition"] for t in described for p in t["partitions"])
+    finally:
+        await admin.close()
+
+
 def _consumer(bootstrap: str) -> AIOKafkaConsumer:
     # No group: the trainer reads ranges, never commits, and must not steal partitions.
     return AIOKafkaConsumer(
@@ -107,15 +121,14 @@ async def read_samples(
 ) -> list[TrainingSample]:
     """Every committed sample of `topic` in the range (all partitions). Undecodable records
     are logged and skipped; duplicates are left for samples.build_lists to drop."""
+    partitions = await partitions_of(bootstrap, topic)
+    if not partitions:
+        log.warning("topic %s does not exist (yet): no samples", topic)
+        return []
     consumer = _consumer(bootstrap)
     await consumer.start()
     try:
-        await consumer.topics()  # fresh metadata, so partitions_for_topic knows the topic
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            log.warning("topic %s does not exist (yet): no samples", topic)
-            return []
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         span = await _range(consumer, tps, since_ms, until_ms, from_offset)
         for tp, (start, _) in span.items():
@@ -151,12 +164,11 @@ async def read_samples(
 
 async def current_update(bootstrap: str, topic: str) -> ModelUpdate | None:
     """The last valid ModelUpdate on the models topic (what workers serve), or None."""
+    if not await partitions_of(bootstrap, topic):
+        return None
     consumer = _consumer(bootstrap)
     await consumer.start()
     try:
-        await consumer.topics()
-        if not consumer.partitions_for_topic(topic):
-            return None
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
@@ -191,7 +203,8 @@ def update_for(path: Path, metrics: dict[str, float] | None = None) -> ModelUpda
     """The ModelUpdate announcing the verified version at `path`."""
     manifest = load_verified(path)
     return ModelUpdate(
-        version=manifest.version, uri=str(Path(path).resolve()),
+        # absolute, not resolved: the registry's own path, even where it holds a symlink
+        version=manifest.version, uri=str(Path(path).absolute()),
         sha256=sha256_file(Path(path) / MANIFEST_FILE),
         metrics=metrics if metrics is not None else flat_metrics(manifest.metrics),
     )
@@ -256,6 +269,7 @@ __all__ = [
     "flat_metrics",
     "parse_duration",
     "parse_time",
+    "partitions_of",
     "publish_update",
     "read_samples",
     "rollback",

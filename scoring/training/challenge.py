@@ -1,7 +1,9 @@
 """Champion vs challenger on the held-out lists, and whether the challenger is promoted.
 
 Both models score the same held-out lists; per-list NDCG@10 and MRR come from scoring.quality,
-on the plain labels and on position-aware (IPS-weighted) labels (samples.ips_labels). The
+on the plain labels and position-aware: IPS NDCG@10 weighs each positive within its list by
+1/propensity of where it was shown (samples.ips_labels) and each list by how many searches it
+stands for (samples.list_weight). The
 promotion rule (docs/training.md): the paired bootstrap interval of the per-list difference
 challenger - champion in the decision metric (IPS NDCG@10 unless told otherwise) must lie
 above `min_delta` (0 by default). Pairing matters: both models see the very same lists, so
@@ -19,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring.quality import Interval, bootstrap, paired_bootstrap, per_list
-from scoring.training.samples import CapturedList, ips_labels
+from scoring.training.samples import CapturedList, ips_labels, list_weight
 
 Floats = npt.NDArray[np.float64]
 ListScores = Callable[[Sequence[CapturedList]], list[Sequence[float]]]
@@ -71,12 +73,16 @@ def evaluate_scores(
 ) -> ModelEval:
     """Per-list metrics of `scores` (one row per list, in the lists' item order)."""
     plain = [np.asarray(c.ranked.labels, dtype=np.float64) for c in lists]
-    weighted = [ips_labels(c, propensity) for c in lists]
     rows = [np.asarray(s, dtype=np.float64) for s in scores]
+    ips = per_list(rows, [ips_labels(c, propensity) for c in lists], K)
+    # Weighted mean over lists as a plain mean of rescaled values, so the bootstraps of
+    # scoring.quality apply (they hold the total weight fixed: a small approximation).
+    weights = np.array([list_weight(c, propensity) for c in lists])
+    scale = weights / weights.mean() if len(weights) else weights
     return ModelEval(
         version=version,
         plain=per_list(rows, plain, K),
-        ips=per_list(rows, weighted, K),
+        ips={name: values * scale for name, values in ips.items()},
         rounds=rounds,
         seed=seed,
     )

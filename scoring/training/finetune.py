@@ -193,16 +193,22 @@ def finetune(
     if len(lists) < 2:
         out.reason = f"not enough data: {len(lists)} lists from {stats.samples} samples"
         return out
-    train_part, held_part = holdout_split(lists, plan.holdout)
-    train_lists, held = with_positive(train_part), with_positive(held_part)
+    labelled = with_positive(lists)
+    if len(labelled) < 2:
+        out.reason = f"not enough data: {len(labelled)} lists with a positive label"
+        return out
+    # The split counts lists with a positive: searches nobody acted on teach and test nothing
+    # (they only inform the propensities), and a quiet recent hour must not empty the holdout.
+    train_lists, held = holdout_split(labelled, plan.holdout)
+    boundary = held[0].ts
     out.data.update(train_lists=len(train_lists), held_out_lists=len(held),
-                    held_out_from_ts=held_part[0].ts)
+                    held_out_from_ts=boundary)
     if len(train_lists) < plan.min_train_lists or len(held) < plan.min_holdout_lists:
         out.reason = (f"not enough data: {len(train_lists)} training lists (need "
                       f"{plan.min_train_lists}) and {len(held)} held-out lists with a positive "
                       f"(need {plan.min_holdout_lists})")
         return out
-    propensity = position_propensity(train_part)
+    propensity = position_propensity([c for c in lists if c.ts < boundary])
     out.propensity = [round(float(p), 4) for p in propensity]
 
     init, parent, spec = _start(plan, champion)

@@ -95,8 +95,10 @@ def plot_metrics(runs: Sequence[dict[str, Any]], path: Path) -> None:
             if r["promoted"]:
                 ax.axvspan(xi - 0.3, xi + 0.3, color="C2", alpha=0.08)
         ax.set_xticks(x, labels, fontsize=6)
+        ax.set_xlim(-0.5, max(len(runs), 1) - 0.5)
         ax.set_title(f"{name} on held-out lists (green: promoted)")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -144,7 +146,8 @@ def render(outcome: Outcome, command: str = "") -> str:
     if outcome.train:
         lines += ["", "## Training", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {v} |" for k, v in outcome.train.items()]
-        lines += [f"| seconds (run) | {outcome.seconds} |", "", "![loss](loss.png)"]
+        spent = ", ".join(f"{k} {v:.0f}s" for k, v in outcome.seconds.items())
+        lines += [f"| run time | {spent} |", "", "![loss](loss.png)"]
     lines += ["", "![metrics by version](metrics.png)", ""]
     if outcome.promoted:
         lines += [f"Roll back: `streamrank model rollback {outcome.champion}`", ""]
@@ -153,8 +156,13 @@ def render(outcome: Outcome, command: str = "") -> str:
 
 def write_report(report_dir: Path, outcome: Outcome, command: str = "") -> Path:
     """The run's folder with report.md, outcome.json and the plots; appends the history."""
-    folder = report_dir / outcome.started.replace(":", "").replace("+0000", "Z")
-    folder.mkdir(parents=True, exist_ok=True)
+    stamp = outcome.started.replace(":", "").replace("+0000", "Z")
+    folder = report_dir / stamp
+    n = 1
+    while folder.exists():  # two runs in one second (a short --every, tests)
+        n += 1
+        folder = report_dir / f"{stamp}-{n}"
+    folder.mkdir(parents=True)
     runs = append_history(report_dir, outcome)
     (folder / "outcome.json").write_text(json.dumps(outcome.as_dict(), indent=1) + "\n")
     if outcome.loss_curve:

@@ -8,7 +8,8 @@ so every piece is cheap to test.
 Position bias: a user mostly looks at the top of a list, so a relevant item shown low often
 goes unclicked and is labelled 0. `position_propensity` estimates, per position, how likely a
 shown item is to be examined relative to position 0 (a position-based click model fitted by
-EM); `ips_labels` then weighs each positive by 1/propensity (docs/training.md: the choice).
+EM); `ips_labels` weighs each positive within its list by 1/propensity and `list_weight` weighs
+whole lists by it (docs/training.md: the choice).
 """
 
 from __future__ import annotations
@@ -229,6 +230,17 @@ def ips_labels(c: CapturedList, propensity: npt.NDArray[np.float64]) -> npt.NDAr
     return np.asarray(np.log2(1.0 + gains), dtype=np.float64)
 
 
+def list_weight(c: CapturedList, propensity: npt.NDArray[np.float64]) -> float:
+    """How many searches this labelled list stands for: the mean 1/propensity of its
+    positives' shown positions (1.0 without positives). A list whose click sat where users
+    look half the time stands for two: the other went unclicked and fell out of the data."""
+    if len(propensity) == 0:
+        return 1.0
+    weights = [1.0 / propensity[min(p, len(propensity) - 1)]
+               for p, y in zip(c.positions, c.ranked.labels, strict=True) if y > 0]
+    return float(np.mean(weights)) if weights else 1.0
+
+
 # --- JSONL files of samples -------------------------------------------------------------------
 
 
@@ -268,6 +280,7 @@ __all__ = [
     "dedup",
     "holdout_split",
     "ips_labels",
+    "list_weight",
     "position_propensity",
     "read_samples_file",
     "with_positive",
