@@ -60,11 +60,15 @@ class ActionGate:
 class KafkaActionOffsets:
     """The two offsets ActionGate needs, from the worker's consumer and the group."""
 
-    def __init__(self, app: Any, topic: str, group_id: str, bootstrap_servers: str) -> None:
+    def __init__(
+        self, app: Any, topic: str, group_id: str, bootstrap_servers: str,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
         self.topic = topic
         self.group_id = group_id
         self.bootstrap_servers = bootstrap_servers
+        self.options = client_options or {}  # security settings (streams/kafka_security.py)
         self._admin: AIOKafkaAdminClient | None = None
 
     def end_offset(self, partition: int) -> int | None:
@@ -78,7 +82,8 @@ class KafkaActionOffsets:
         tp = TopicPartition(self.topic, partition)
         try:
             if self._admin is None:
-                self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
+                self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+                                                  **self.options)
                 await self._admin.start()
             offsets = await self._admin.list_consumer_group_offsets(self.group_id,
                                                                     partitions=[tp])

@@ -19,7 +19,7 @@ from state import CatalogStore, ImpressionStore, SequenceStore
 from streams.action_gate import ActionGate, KafkaActionOffsets
 from streams.attribution import Attribution
 from streams.deadletter import DeadLetters
-from streams.kafka_security import faust_credentials
+from streams.kafka_security import client_options, faust_credentials
 from streams.metrics import CONTENT_TYPE, Snapshot, TopicSensor, WorkerMetrics, inference_stages
 from streams.sample_log import KafkaSampleLog, SampleLog
 from streams.scoring_service import ScoringService
@@ -100,7 +100,8 @@ class StreamrankApp:
             max_per_user=settings.max_impressions_per_user,
         )
         offsets = KafkaActionOffsets(
-            self.app, settings.topics.action, settings.app_id, settings.bootstrap_servers
+            self.app, settings.topics.action, settings.app_id, settings.bootstrap_servers,
+            client_options(settings),
         )
         self.attribution = Attribution(
             self.impressions,
@@ -108,6 +109,7 @@ class StreamrankApp:
                 settings.bootstrap_servers, settings.topics.samples,
                 transactional_prefix=f"{settings.app_id}-samples",
                 lookback_ms=round(settings.impression_ttl_s * 1000),
+                client_options=client_options(settings),
             ),
             ActionGate(offsets.end_offset, offsets.committed),
             self.catalog.text,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -46,9 +46,11 @@ class SampleLog(Protocol):
 
 class KafkaSampleLog:
     def __init__(
-        self, bootstrap_servers: str, topic: str, transactional_prefix: str, lookback_ms: int
+        self, bootstrap_servers: str, topic: str, transactional_prefix: str, lookback_ms: int,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.options = client_options or {}  # security settings (streams/kafka_security.py)
         self.topic = topic
         self.transactional_prefix = transactional_prefix
         self.lookback_ms = lookback_ms
@@ -59,7 +61,7 @@ class KafkaSampleLog:
         if producer is None:
             # Large batches: a tick's samples go out together (16 KiB batches made it 4x slower).
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
+                bootstrap_servers=self.bootstrap_servers, **self.options,
                 transactional_id=f"{self.transactional_prefix}-{partition}",
                 enable_idempotence=True, acks="all", max_batch_size=1 << 19, linger_ms=5,
             )
@@ -82,7 +84,8 @@ class KafkaSampleLog:
         await self._producer(partition)  # fence first: nothing of a previous owner stays open
         tp = TopicPartition(self.topic, partition)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
+            bootstrap_servers=self.bootstrap_servers, **self.options,
+            group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", auto_offset_reset="earliest",
         )
         await consumer.start()
