@@ -8,7 +8,8 @@ to the changelog partition of the event being processed: whoever processes parti
 ticks may only touch partition p's keys.
 
 Reading (`take`) and acknowledging (`done`) are separate: the caller does its work between
-them (emitting samples), and a crash in between simply reads the same seconds again.
+them (emitting samples), and a crash in between simply reads the same seconds again. Entries
+are only appended to a second, so `done` removes exactly the prefix that was taken.
 """
 
 from __future__ import annotations
@@ -28,11 +29,24 @@ Entry = list[str]
 
 @dataclass(frozen=True)
 class Due:
-    """Entries of the complete seconds after the cursor, up to a cutoff."""
+    """Entries of the complete seconds after the cursor, up to a cutoff: (second, entries)."""
 
     partition: int
-    buckets: list[int] = field(default_factory=list)
-    entries: list[Entry] = field(default_factory=list)
+    buckets: list[tuple[int, list[Entry]]] = field(default_factory=list)
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [entry for _, entries in self.buckets for entry in entries]
+
+    def first(self, count: int) -> Due:
+        """Only the first `count` entries: what a caller bounded by its own measure handled."""
+        kept: list[tuple[int, list[Entry]]] = []
+        for bucket, entries in self.buckets:
+            if count <= 0 and entries:
+                break
+            kept.append((bucket, entries[:max(count, 0)]))
+            count -= len(entries)
+        return Due(self.partition, kept)
 
 
 def _now_ms() -> int:
@@ -85,26 +99,39 @@ class DueWheel:
         """What is due in the complete seconds before `cutoff_ms` (read only).
 
         Bounded per call so that catching up after a long stop happens in slices instead
-        of one huge batch; whole seconds only, so the cursor stays exact.
+        of one huge batch.
         """
         cursor = self.cursor(partition)
         if cursor is None:
             return Due(partition)
         last = cutoff_ms // BUCKET_MS - 1
         due = Due(partition)
-        bucket = cursor + 1
-        while (bucket <= last and len(due.buckets) < max_buckets
-               and len(due.entries) < max_entries):
+        bucket, count = cursor + 1, 0
+        while bucket <= last and len(due.buckets) < max_buckets and count < max_entries:
             raw = self._kv.get(self._bucket_key(partition, bucket))
-            if raw:
-                due.entries.extend(orjson.loads(raw))
-            due.buckets.append(bucket)
+            entries: list[Entry] = orjson.loads(raw) if raw else []
+            due.buckets.append((bucket, entries))
+            count += len(entries)
             bucket += 1
         return due
 
     def done(self, due: Due) -> None:
-        """Forget the seconds `due` covered and move the cursor past them."""
-        for bucket in due.buckets:
-            self._kv.pop(self._bucket_key(due.partition, bucket), None)
+        """Forget the entries `due` holds and move the cursor past the seconds left empty.
+
+        A second may have gained entries since `take` (an entry due now is filed in the
+        first second not yet done), and a caller may have handled only part of one: what
+        is left stays, and the cursor stops before it.
+        """
+        stop: int | None = None
+        for bucket, taken in due.buckets:
+            key = self._bucket_key(due.partition, bucket)
+            raw = self._kv.get(key)
+            rest = (orjson.loads(raw) if raw else [])[len(taken):]
+            if rest:
+                self._kv[key] = orjson.dumps(rest)
+                stop = bucket - 1 if stop is None else stop
+            else:
+                self._kv.pop(key, None)
         if due.buckets:
-            self._kv[self._cursor_key(due.partition)] = str(due.buckets[-1]).encode()
+            cursor = due.buckets[-1][0] if stop is None else stop
+            self._kv[self._cursor_key(due.partition)] = str(cursor).encode()

@@ -125,7 +125,7 @@ class Closing:
 class ImpressionStore:
     def __init__(
         self, kv: KeyValue, *, window_ms: int, ttl_ms: int, max_per_user: int = 50,
-        max_close: int = 1000, clock: Callable[[], int] = _now_ms,
+        max_samples: int = 20_000, clock: Callable[[], int] = _now_ms,
     ) -> None:
         if ttl_ms < window_ms:
             raise ValueError("the impression TTL must be at least the attribution window")
@@ -134,7 +134,7 @@ class ImpressionStore:
         self._kv = kv
         self.wheel = DueWheel(kv, clock)
         self.window_ms, self.ttl_ms = window_ms, ttl_ms
-        self.max_per_user, self.max_close = max_per_user, max_close
+        self.max_per_user, self.max_samples = max_per_user, max_samples
         self._clock = clock
 
     # -- keys and codecs ----------------------------------------------------------------
@@ -255,13 +255,19 @@ class ImpressionStore:
         return None if raw is None else int(raw)
 
     def close_due(self, partition: int, cutoff_ms: int) -> Closing:
-        """Impressions of `partition` whose window closed by `cutoff_ms`, now frozen.
+        """Impressions of `partition` whose window closed by `cutoff_ms`, now frozen; at most
+        about `max_samples` samples' worth (one transaction must stay well inside Kafka's
+        transaction timeout), the rest at the next call.
 
         Nothing is removed yet: that is `finish`, once their samples are committed.
         """
-        due = self.wheel.take(partition, cutoff_ms, max_entries=self.max_close)
+        due = self.wheel.take(partition, cutoff_ms, max_entries=self.max_samples)
         closing: dict[tuple[str, str], Impression] = {}
+        samples = handled = 0
         for entry in due.entries:
+            if samples >= self.max_samples:
+                break
+            handled += 1
             if len(entry) != 2 or (entry[0], entry[1]) in closing:
                 continue  # a clean-up entry, or scheduled twice (cap overflow)
             imp = self.load(entry[0], entry[1])
@@ -271,7 +277,8 @@ class ImpressionStore:
                 imp.closed = True
                 self._save(imp)
             closing[(entry[0], entry[1])] = imp
-        return Closing(list(closing.values()), due, cutoff_ms)
+            samples += len(imp.items)
+        return Closing(list(closing.values()), due.first(handled), cutoff_ms)
 
     def finish(self, closing: Closing, checkpoint: int | None) -> None:
         """`closing`'s samples are committed up to `checkpoint`: retire, clean up, advance."""

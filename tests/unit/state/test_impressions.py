@@ -177,12 +177,33 @@ def test_wheel_never_files_an_entry_behind_its_cursor(kv: KeyValue) -> None:
     wheel = DueWheel(kv, clock=lambda: 10_000)
     assert wheel.schedule(3, 10_500, ["x"]) == 10
     due = wheel.take(3, 12_000)
-    assert (due.buckets, due.entries) == ([10, 11], [["x"]])
+    assert due.buckets == [(10, [["x"]]), (11, [])]
     wheel.done(due)
     assert wheel.schedule(3, 5_000, ["late"]) == 12  # the past goes to the next second
     assert wheel.take(3, 12_999).entries == []  # second 12 is not complete yet
     sliced = wheel.take(3, 20_000, max_buckets=3)
-    assert (sliced.buckets, sliced.entries) == ([12, 13, 14], [["late"]])
+    assert sliced.buckets == [(12, [["late"]]), (13, []), (14, [])]
+
+
+def test_wheel_keeps_what_was_filed_or_left_while_a_batch_was_out(kv: KeyValue) -> None:
+    wheel = DueWheel(kv, clock=lambda: 10_000)
+    wheel.schedule(0, 10_000, ["a"])
+    wheel.schedule(0, 11_000, ["b"])
+    wheel.schedule(0, 11_000, ["c"])
+    due = wheel.take(0, 13_000)
+    assert due.entries == [["a"], ["b"], ["c"]]
+    wheel.schedule(0, 9_000, ["new"])  # due now: filed in second 10, already taken
+    wheel.done(due.first(2))  # the caller handled a and b only
+    assert wheel.cursor(0) == 9
+    assert wheel.take(0, 13_000).entries == [["new"], ["c"]]
+
+
+def test_a_tick_closes_a_bounded_number_of_samples(kv: KeyValue) -> None:
+    st = store(kv, max_samples=2)
+    show(st, "r1", ["a", "b"])
+    show(st, "r2", ["a", "b"], received=T0 + 10)
+    assert list(close_all(st, T0 + WINDOW + 1000)) == ["r1"]
+    assert list(close_all(st, T0 + WINDOW + 1000)) == ["r2"]
 
 
 def test_sample_ids_are_unambiguous() -> None:
