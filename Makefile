@@ -22,7 +22,7 @@ test: venv lint typecheck
 	$(BIN)/pytest -ra
 
 lint: venv
-	$(BIN)/ruff check contracts state scoring streams tests
+	$(BIN)/ruff check contracts state scoring streams evaluation tests
 	$(BIN)/streamrank schemas --check
 
 typecheck: venv

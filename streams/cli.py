@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     docs = sub.add_parser("docs", help="regenerate docs/events.md and docs/configuration.md")
     docs.add_argument("--check", action="store_true", help="fail if the files are stale")
 
+    from evaluation.cli import add_parser as add_eval_parser  # argparse only: cheap
+
+    add_eval_parser(sub)
+
     schemas = sub.add_parser("schemas", help="write the JSON Schema files of the contracts")
     schemas.add_argument("--out", type=Path, default=Path("schemas"))
     schemas.add_argument("--check", action="store_true", help="fail if the files are stale")
@@ -148,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         for path in reference_docs.write(root):
             print(path)
         return 0
+    if args.command == "eval":
+        from evaluation.cli import run as run_eval
+
+        return run_eval(args, settings)
     if args.command == "schemas":
         from contracts.schemas import stale_schemas, write_schemas
 

@@ -1,0 +1,114 @@
+"""`streamrank eval movielens`: the subcommand, registered by streams/cli.py.
+
+Only argparse at import time: building the parser must stay cheap for every other command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Development data lives beside the clone, never in it.
+DEFAULT_DATA = Path("../shared/data/movielens/ml-latest-small")
+DEFAULT_OUT = Path("docs/eval/movielens")
+# The evaluation's trained versions: kept out of the serving registry, so a worker's
+# "newest embed" is never an evaluation model by accident.
+DEFAULT_MODELS = Path("var/eval/models")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("eval", help="evaluate the rankers on real behaviour (MovieLens)")
+    p.add_argument("dataset", choices=["movielens"])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                   help="a MovieLens folder: ml-latest(-small) CSVs or ml-100k u.data/u.item")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="report prefix: OUT.md, OUT.json, OUT-*.png")
+    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS,
+                   help="where trained evaluation models go")
+    p.add_argument("--limit", type=int, default=None,
+                   help="score at most this many test searches (seeded sample; for development)")
+    p.add_argument("--cross-searches", type=int, default=150,
+                   help="test searches the cross-encoder systems score (seeded sample)")
+    p.add_argument("--kinds", default="embed,cross,cascade",
+                   help="learned kinds to train and compare ('' for none)")
+    p.add_argument("--k", type=int, default=50, help="candidates per search")
+    p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--train-searches", type=int, default=20_000)
+    p.add_argument("--no-decade", action="store_true", help="genre queries without the decade")
+    p.add_argument("--popularity-weight", type=float, default=0.5)
+    p.add_argument("--embed-steps", type=int, default=None)
+    p.add_argument("--cross-steps", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh", action="store_true",
+                   help="train again even where identical inputs were trained before")
+    p.add_argument("--kafka", action="store_true",
+                   help="also replay a sample through a local broker and a worker")
+    p.add_argument("--kafka-searches", type=int, default=600)
+    p.add_argument("--kafka-rate", type=float, default=None, help="searches/s (default: no cap)")
+    p.add_argument("--port", type=int, default=9092, help="local broker port for --kafka")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as a user would retype it (defaults left out)."""
+    parts = ["streamrank", "eval", args.dataset, "--data", str(args.data)]
+    defaults = {"out": DEFAULT_OUT, "models_dir": DEFAULT_MODELS, "limit": None,
+                "cross_searches": 150, "kinds": "embed,cross,cascade", "k": 50,
+                "test_fraction": 0.1, "train_searches": 20_000, "no_decade": False,
+                "popularity_weight": 0.5, "embed_steps": None, "cross_steps": None, "seed": 0,
+                "fresh": False, "kafka": False, "kafka_searches": 600, "kafka_rate": None,
+                "port": 9092, "quiet": False}
+    for name, default in defaults.items():
+        value = getattr(args, name)
+        if value == default:
+            continue
+        flag = "--" + name.replace("_", "-")
+        parts += [flag] if isinstance(value, bool) else [flag, str(value)]
+    return " ".join(parts)
+
+
+def run(args: argparse.Namespace, settings: Any) -> int:
+    from dataclasses import replace
+
+    from evaluation.learned import Budget
+    from evaluation.protocol import ProtocolConfig
+    from evaluation.run import EvalConfig, run_movielens
+
+    budget = Budget(seed=args.seed)
+    if args.embed_steps is not None:
+        budget = replace(budget, embed_steps=args.embed_steps)
+    if args.cross_steps is not None:
+        budget = replace(budget, cross_steps=args.cross_steps)
+    config = EvalConfig(
+        data=args.data, out=args.out, models_dir=args.models_dir,
+        zeroshot_dir=settings.models_dir,
+        protocol=ProtocolConfig(
+            k=args.k, test_fraction=args.test_fraction, train_searches=args.train_searches,
+            decade=not args.no_decade, popularity_weight=args.popularity_weight, seed=args.seed,
+            history=settings.history_length,
+        ),
+        budget=budget, limit=args.limit, cross_searches=args.cross_searches,
+        kinds=tuple(k for k in args.kinds.split(",") if k), fresh=args.fresh,
+        kafka=args.kafka, kafka_searches=args.kafka_searches, kafka_rate=args.kafka_rate,
+        kafka_port=args.port, command=command_line(args), progress=not args.quiet,
+    )
+    _ensure_zeroshot(settings.models_dir)
+    run_movielens(config)
+    return 0
+
+
+def _ensure_zeroshot(models_dir: Path) -> None:
+    from scoring import ZEROSHOT_MODEL
+
+    if not (Path(models_dir) / ZEROSHOT_MODEL / "manifest.json").is_file():
+        from scoring.training.export import ensure_encoder
+
+        log.info("exporting the zero-shot model into %s (once)", models_dir)
+        ensure_encoder(Path(models_dir))
+
+
+__all__ = ["add_parser", "command_line", "run"]

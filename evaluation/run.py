@@ -1,0 +1,288 @@
+"""`streamrank eval movielens`: replay, train, score every system, report (and Kafka).
+
+Two populations of test searches, both only searches whose positive the retriever found:
+- "full test period": every such search (or a seeded sample of `limit`), scored by every
+  system except the cross-encoder ones;
+- "cross subset": a seeded sample of `cross_searches` of them, scored by every system; a
+  cross-encoder costs 0.4-2 s per 50-candidate search on this CPU, so it cannot rank all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from evaluation import movielens
+from evaluation.learned import Budget, Trained, Trainer
+from evaluation.protocol import ProtocolConfig, Replay, Search, replay, seen_stats
+from evaluation.report import plot_delta, plot_ndcg, plot_path, plot_training, render, write
+from evaluation.results import MRR, NDCG, Scored, Table, goal, tables
+from evaluation.systems import ScorerSystem, SeenDemoted, System, Texts, baselines
+from scoring import build_scorer
+from scoring.quality import bootstrap, paired_bootstrap, per_list
+
+log = logging.getLogger(__name__)
+
+FULL, SUBSET = "full test period", "cross subset"
+KINDS = ("embed", "cross", "cascade")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    data: Path
+    out: Path
+    models_dir: Path  # where the evaluation's trained versions go (not the serving registry)
+    zeroshot_dir: Path  # the registry holding zeroshot-minilm
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    budget: Budget = field(default_factory=Budget)
+    limit: int | None = None  # at most this many test searches scored (seeded sample)
+    cross_searches: int = 150
+    kinds: tuple[str, ...] = KINDS
+    fresh: bool = False
+    variants: tuple[str, ...] = ("int8", "fp16")  # export variants to try (tests: none)
+    kafka: bool = False
+    kafka_searches: int = 600
+    kafka_rate: float | None = None
+    kafka_port: int = 9092
+    device: str = "cpu"
+    command: str = "streamrank eval movielens"
+    progress: bool = True
+
+
+@dataclass
+class Outcome:
+    tables: list[Table]
+    meta: dict[str, Any]
+    markdown: Path
+    json: Path
+
+
+def _sample(searches: Sequence[Search], n: int | None, seed: int) -> list[Search]:
+    if n is None or n >= len(searches):
+        return list(searches)
+    picked = random.Random(seed).sample(range(len(searches)), n)
+    return [searches[i] for i in sorted(picked)]
+
+
+def _score(system: System, searches: Sequence[Search], progress: bool) -> tuple[list[Any], float]:
+    started = time.perf_counter()
+    out: list[Any] = []
+    step = 64
+    with tqdm(total=len(searches), desc=f"score {system.name}", unit="search",
+              disable=not progress, mininterval=1.0) as bar:
+        for start in range(0, len(searches), step):
+            chunk = searches[start : start + step]
+            out += system.score(chunk)
+            bar.update(len(chunk))
+    return out, round(time.perf_counter() - started, 1)
+
+
+class Evaluation:
+    def __init__(self, config: EvalConfig) -> None:
+        self.config = config
+        self.timings: dict[str, float] = {}
+        self.trained: list[Trained] = []
+
+    def _timed(self, name: str, started: float) -> None:
+        self.timings[name] = round(time.perf_counter() - started, 1)
+
+    def systems(self, rep: Replay) -> tuple[list[System], list[System]]:
+        """(cheap systems for the full population, expensive ones for the subset)."""
+        c = self.config
+        texts = Texts(rep.data.movies)
+        hist = rep.config.history
+        cheap: list[System] = list(baselines())
+        zs = build_scorer("zeroshot", c.zeroshot_dir, device=c.device)  # type: ignore[arg-type]
+        cheap.append(ScorerSystem("zero-shot (no history)", zs, texts, history=False,
+                                  learned=False, history_length=hist))
+        cheap.append(ScorerSystem("zero-shot", zs, texts, history=True, learned=False,
+                                  history_length=hist))
+        expensive: list[System] = []
+        wanted = [(kind, history) for kind in ("embed", "cross") if kind in c.kinds
+                  for history in (True, False)]
+        if "cascade" in c.kinds:  # its components: the models trained with history
+            wanted += [("embed", True), ("cross", True)]
+        trainer = Trainer(rep, c.models_dir, c.budget, fresh=c.fresh, variants=c.variants)
+        made: dict[tuple[str, bool], Trained] = {}
+        for kind, history in dict.fromkeys(wanted):
+            started = time.perf_counter()
+            made[(kind, history)] = getattr(trainer, kind)(history=history)
+            self._timed(f"train+export {made[(kind, history)].name}", started)
+        if "cascade" in c.kinds:
+            started = time.perf_counter()
+            made[("cascade", True)] = trainer.cascade(made[("embed", True)],
+                                                      made[("cross", True)])
+            self._timed("export cascade", started)
+        for (made_kind, history), t in made.items():
+            if made_kind not in c.kinds:
+                continue
+            self.trained.append(t)
+            scorer = build_scorer(made_kind, c.models_dir, version=str(t.path),
+                                  device=c.device)  # type: ignore[arg-type]
+            system = ScorerSystem(t.name, scorer, texts, history=history, learned=True,
+                                  history_length=hist)
+            (cheap if made_kind == "embed" else expensive).append(system)
+        return cheap, expensive
+
+    def run(self) -> Outcome:
+        c = self.config
+        begun = started = time.perf_counter()
+        data = movielens.load(c.data)
+        rep = replay(data, c.protocol, progress=c.progress)
+        self._timed("load + replay", started)
+        full = _sample(rep.segments()["all"], c.limit, c.protocol.seed)
+        subset = _sample(full, c.cross_searches, c.protocol.seed + 1)
+        position = {s.request_id: i for i, s in enumerate(full)}
+        sub_index = np.array([position[s.request_id] for s in subset], dtype=np.intp)
+
+        started = time.perf_counter()
+        cheap, expensive = self.systems(rep)
+        self._timed("systems ready (training included)", started)
+        full_scored: list[Scored] = []
+        scores_by_name: dict[str, list[Any]] = {}
+        for system in cheap:
+            scores, seconds = _score(system, full, c.progress)
+            scores_by_name[system.name] = scores
+            full_scored.append(Scored.of(system, full, scores, seconds))
+            self.timings[f"score {system.name}"] = seconds
+        for system in cheap:
+            if system.learned and system.personalized:
+                diag = SeenDemoted(system)
+                full_scored.append(Scored.of(
+                    diag, full, diag.apply(full, scores_by_name[system.name]), 0.0))
+        sub_scored = [s.take(sub_index) for s in full_scored]
+        for system in expensive:
+            scores, seconds = _score(system, subset, c.progress)
+            sub_scored.append(Scored.of(system, subset, scores, seconds))
+            self.timings[f"score {system.name}"] = seconds
+
+        recall = rep.recall()
+        all_tables = tables(FULL, full, full_scored, recall, c.protocol.warm_min)
+        if expensive:
+            all_tables += tables(SUBSET, subset, sub_scored, recall, c.protocol.warm_min)
+
+        kafka: dict[str, Any] | None = None
+        if c.kafka:
+            started = time.perf_counter()
+            kafka = self.kafka(rep, full, full_scored, cheap)
+            self._timed("kafka replay", started)
+        self._timed("total", begun)
+        return self.report(rep, full, subset, all_tables, kafka)
+
+    # --- Kafka ------------------------------------------------------------------------------
+
+    def kafka(self, rep: Replay, full: list[Search], scored: list[Scored],
+              cheap: list[System]) -> dict[str, Any]:
+        """Replay a sample through a broker and worker serving the learned personalized embed
+        model (else zero-shot) and compare with the offline figures on the same searches."""
+        from streams.broker import broker_for_session
+        from streams.worker_process import worker_env
+
+        c = self.config
+        trained = next((t for t in self.trained if t.kind == "embed" and t.history), None)
+        name = trained.name if trained else "zero-shot"
+        sample = _sample(full, c.kafka_searches, c.protocol.seed + 2)
+        with tempfile.TemporaryDirectory(prefix="streamrank-eval-") as tmp, \
+                broker_for_session(c.kafka_port, Path(tmp)) as broker:
+            env = worker_env(broker.bootstrap_servers, Path(tmp) / "state", uuid.uuid4().hex[:8],
+                             models_dir=c.models_dir if trained else c.zeroshot_dir,
+                             app_prefix="eval", partitions=4)
+            env.update(kafka_env(rep, trained))
+            run = asyncio.run(_run_kafka(rep, sample, broker.bootstrap_servers, env,
+                                         Path(tmp) / "worker.log", c))
+        offline = next(s for s in scored if s.name == name)
+        position = {s.request_id: i for i, s in enumerate(full)}
+        index = np.array([position[s.request_id] for s in sample], dtype=np.intp)
+        return compare_online(name, offline.take(index), run, sample)
+
+    # --- the report ----------------------------------------------------------------------------
+
+    def report(self, rep: Replay, full: list[Search], subset: list[Search],
+               all_tables: list[Table], kafka: dict[str, Any] | None) -> Outcome:
+        c = self.config
+        out = c.out
+        plots = [plot_ndcg([t for t in all_tables if t.population == FULL],
+                           plot_path(out, "ndcg")),
+                 plot_delta(all_tables, plot_path(out, "delta"))]
+        curve = plot_training({t.name: t.loss_curve for t in self.trained},
+                              plot_path(out, "training"))
+        if curve is not None:
+            plots.append(curve)
+        goals = {f"{t.population}/{t.segment}": goal(t) for t in all_tables}
+        meta: dict[str, Any] = {
+            "command": c.command, "replay": rep.describe(), "budget": asdict(c.budget),
+            "budget_text": c.budget.describe(), "timings_s": self.timings,
+            "populations": {FULL: len(full), SUBSET: len(subset)},
+            "trained": [{k: v for k, v in asdict(t).items() if k != "loss_curve"}
+                        for t in self.trained],
+            "goal": goals, "kafka": kafka, "limit": c.limit, "seen": seen_stats(full),
+        }
+        from evaluation.summary import sections  # the prose around the tables
+
+        markdown = render(meta, all_tables, plots, sections(meta, rep, all_tables))
+        md, js = write(out, markdown, {**meta, "tables": [t.as_dict() for t in all_tables]})
+        return Outcome(all_tables, meta, md, js)
+
+
+def kafka_env(rep: Replay, trained: Trained | None) -> dict[str, str]:
+    """Worker settings that make it rank exactly as the offline run: same model, same history
+    window, and no deadline (quality is measured here, not latency)."""
+    env = {
+        "STREAMRANK_HISTORY_LENGTH": str(rep.config.history),
+        "STREAMRANK_SEQUENCE_LENGTH": str(max(20, rep.config.history)),
+        "STREAMRANK_SCORE_TIMEOUT_MS": "120000",
+        "STREAMRANK_DEVICE": "cpu",
+    }
+    if trained is not None:
+        env |= {"STREAMRANK_SCORER": trained.kind, "STREAMRANK_MODEL_VERSION": str(trained.path)}
+    return env
+
+
+async def _run_kafka(rep: Replay, sample: list[Search], bootstrap: str, env: dict[str, str],
+                     log_path: Path, c: EvalConfig) -> Any:
+    from evaluation.kafka_replay import run_replay
+
+    return await run_replay(rep, sample, bootstrap=bootstrap, env=env, log_path=log_path,
+                            rate=c.kafka_rate, progress=c.progress)
+
+
+def compare_online(name: str, offline: Scored, run: Any, sample: list[Search]) -> dict[str, Any]:
+    """Online (Kafka) against offline figures of the same model on the same searches."""
+    online = per_list(run.scores(), [s.labels for s in sample])
+    offline_rank = offline.metrics
+    # With one positive per search, equal MRR means the positive sat at the same rank.
+    same_rank = int(np.isclose(online[MRR], offline_rank[MRR]).sum())
+    on, off = bootstrap(online[NDCG]), bootstrap(offline_rank[NDCG])
+    return {
+        "system": name, "searches": len(sample), "model_version": run.model_version,
+        "provider": run.provider, "seconds": run.seconds, "degraded": run.degraded,
+        "actions_published": run.actions_published, "catalog_published": run.catalog_published,
+        "worker_ms_p50": run.worker_ms_p50,
+        "online": {NDCG: on.as_dict(), MRR: bootstrap(online[MRR]).as_dict()},
+        "offline": {NDCG: off.as_dict(), MRR: bootstrap(offline_rank[MRR]).as_dict()},
+        "delta_ndcg": paired_bootstrap(online[NDCG], offline_rank[NDCG]).as_dict(),
+        "same_positive_rank": same_rank,
+        "agree": on.overlaps(off),
+    }
+
+
+def run_movielens(config: EvalConfig, echo: Callable[[str], None] = print) -> Outcome:
+    outcome = Evaluation(config).run()
+    echo(outcome.markdown.read_text())
+    return outcome
+
+
+__all__ = ["EvalConfig", "Evaluation", "Outcome", "compare_online", "kafka_env",
+           "run_movielens"]
+

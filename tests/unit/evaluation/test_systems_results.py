@@ -1,0 +1,113 @@
+"""Baselines, the seen-demotion diagnostic, and how tables pick and compare the reference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from evaluation.movielens import Movie
+from evaluation.protocol import Search
+from evaluation.results import NDCG, Scored, goal, table, tables
+from evaluation.systems import (
+    Popularity,
+    PopularityUnseen,
+    RetrieverOrder,
+    ScorerSystem,
+    SeenDemoted,
+    Texts,
+)
+from scoring.base import ScoreRequest
+
+
+def search(i: int, positive: str, *, seen: tuple[bool, ...], prior: int = 5) -> Search:
+    cands = ("a", "b", "c", "d")
+    return Search(
+        index=i, request_id=f"r{i}", user_id="u", ts=i, query="comedy 1990s", query_kind="genre",
+        movie_id=positive, grade=2.0, candidates=cands, retrieval_scores=(4.0, 3.0, 2.0, 1.0),
+        popularity=(5, 9, 1, 7), seen=seen, history=("z", "y"), prior_events=prior, test=True,
+    )
+
+
+S = search(0, "d", seen=(False, True, False, False))
+
+
+def ranked(scores: np.ndarray) -> list[str]:
+    return [S.candidates[j] for j in np.argsort(-scores, kind="stable")]
+
+
+def test_baselines_rank_as_described() -> None:
+    assert ranked(RetrieverOrder().score([S])[0]) == ["a", "b", "c", "d"]
+    assert ranked(Popularity().score([S])[0]) == ["b", "d", "a", "c"]
+    assert ranked(PopularityUnseen().score([S])[0]) == ["d", "a", "c", "b"]
+    assert ranked(SeenDemoted.apply([S], [np.array([0.0, 3.0, 1.0, 2.0])])[0]) == [
+        "d", "c", "a", "b"]
+
+
+class Recorder:
+    name, version, provider = "rec", "rec-1", "cpu"
+
+    def __init__(self) -> None:
+        self.requests: list[ScoreRequest] = []
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        self.requests += requests
+        return [[float(len(r.history))] * len(r.candidates) for r in requests]
+
+
+def test_scorer_systems_build_the_workers_request() -> None:
+    movies = {m: Movie(m, f"Title {m} (1999)", ("Comedy",), 1999) for m in "abcdyz"}
+    rec = Recorder()
+    system = ScorerSystem("x", rec, Texts(movies), history=True, learned=True, history_length=1,
+                          batch=1)
+    system.score([S, S])
+    req = rec.requests[0]
+    assert len(rec.requests) == 2 and req.query == S.query
+    assert req.history == ["Title z (1999)"]  # newest first, cut at the window
+    assert req.candidates[0] == ("a", "Title a (1999) | Comedy")  # Item.text()
+    plain = ScorerSystem("x", rec, Texts(movies), history=False, learned=True)
+    plain.score([S])
+    assert rec.requests[-1].history == [] and not plain.personalized
+
+
+def scored(name: str, ndcg: list[float], *, personalized: bool = False, learned: bool = False,
+           diagnostic: bool = False) -> Scored:
+    arr = np.asarray(ndcg, dtype=np.float64)
+    return Scored(name, personalized, learned, "", {NDCG: arr, "mrr": arr, "hit@10": arr > 0},
+                  0.0, diagnostic)
+
+
+def test_table_reference_is_the_best_non_personalized_and_deltas_are_paired() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 0.5, 300)
+    systems = [
+        scored("retriever", list(base)),
+        scored("popularity", list(base + 0.05)),
+        scored("learned", list(base + 0.2), personalized=True, learned=True),
+        scored("diag", list(base + 0.4), personalized=False, diagnostic=True),
+    ]
+    t = table("p", "all", systems, recall=0.4)
+    assert t is not None and t.reference == "popularity"  # the diagnostic is never reference
+    learned = t.row("learned")
+    assert learned.delta is not None and learned.delta.mean == pytest.approx(0.15)
+    # Paired: a constant shift has a zero-width interval, whatever the spread of the lists.
+    assert learned.delta.high - learned.delta.low == pytest.approx(0.0, abs=1e-12)
+    assert learned.relative == pytest.approx(0.15 / float((base + 0.05).mean()))
+    assert t.row("popularity").delta is None
+    assert t.best().system == "learned"  # diagnostics are explanations, not winners
+    g = goal(t)
+    assert g["system"] == "learned" and g["met"] == (learned.relative >= 0.25)
+    assert table("p", "cold", [s.take(np.arange(0)) for s in systems], 0.0) is None
+    with pytest.raises(ValueError, match="non-personalized"):
+        table("p", "all", [systems[2]], 0.4)
+
+
+def test_tables_split_warm_and_cold() -> None:
+    searches = [search(i, "a", seen=(False,) * 4, prior=i) for i in range(6)]
+    systems = [scored("pop", [1.0, 0.0, 1.0, 0.0, 1.0, 0.5])]
+    got = {t.segment: t for t in tables("p", searches, systems,
+                                         {"all": 1.0, "warm": 1.0, "cold": 1.0}, 3)}
+    assert got["all"].searches == 6 and got["warm"].searches == 3 and got["cold"].searches == 3
+    assert got["warm"].row("pop").ndcg.mean == pytest.approx(0.5)
+    assert "learned" not in goal(got["all"]) and goal(got["all"])["met"] is False
