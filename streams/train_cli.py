@@ -165,7 +165,8 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
     outcome = finetune(samples, champion, settings.models_dir, plan, progress=not args.quiet)
     if outcome.promoted and outcome.path is not None and not args.no_publish:
         update = update_for(outcome.path, outcome.update_metrics())
-        asyncio.run(publish_update(settings.bootstrap_servers, settings.topics.models, update))
+        asyncio.run(publish_update(settings.bootstrap_servers, settings.topics.models, update,
+                                   settings.replication_factor))
         print(f"published ModelUpdate {update.version} on {settings.topics.models}")
     folder = write_report(args.report_dir, outcome, "streamrank " + shlex.join(sys.argv[1:]))
     for role in ("champion", "challenger"):
@@ -200,7 +201,7 @@ def rollback_command(settings: Settings, version: str | None) -> int:
     from streams.trainer import rollback
 
     update = asyncio.run(rollback(settings.bootstrap_servers, settings.topics.models,
-                                  settings.models_dir, version))
+                                  settings.models_dir, version, settings.replication_factor))
     print(f"published ModelUpdate {update.version} ({update.uri}) on {settings.topics.models}")
     return 0
 

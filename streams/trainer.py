@@ -185,7 +185,7 @@ async def current_update(bootstrap: str, topic: str) -> ModelUpdate | None:
         await consumer.stop()
 
 
-async def ensure_models_topic(bootstrap: str, topic: str) -> None:
+async def ensure_models_topic(bootstrap: str, topic: str, replication: int = 1) -> None:
     """Create the models topic as the worker would (1 partition, compacted) if missing, so a
     trainer publishing first does not leave an auto-created topic behind."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -193,7 +193,7 @@ async def ensure_models_topic(bootstrap: str, topic: str) -> None:
     try:
         if topic not in await admin.list_topics():
             await admin.create_topics(
-                [NewTopic(topic, 1, 1, topic_configs={"cleanup.policy": "compact"})]
+                [NewTopic(topic, 1, replication, topic_configs={"cleanup.policy": "compact"})]
             )
     finally:
         await admin.close()
@@ -221,8 +221,10 @@ def flat_metrics(metrics: dict[str, Any] | Any) -> dict[str, float]:
     return out
 
 
-async def publish_update(bootstrap: str, topic: str, update: ModelUpdate) -> None:
-    await ensure_models_topic(bootstrap, topic)
+async def publish_update(
+    bootstrap: str, topic: str, update: ModelUpdate, replication: int = 1
+) -> None:
+    await ensure_models_topic(bootstrap, topic, replication)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -232,10 +234,12 @@ async def publish_update(bootstrap: str, topic: str, update: ModelUpdate) -> Non
     log.info("published ModelUpdate %s on %s", update.version, topic)
 
 
-async def rollback(bootstrap: str, topic: str, models_dir: Path, version: str) -> ModelUpdate:
+async def rollback(
+    bootstrap: str, topic: str, models_dir: Path, version: str, replication: int = 1
+) -> ModelUpdate:
     """Re-publish `version` (a registry version or folder name) as the model to serve."""
     update = update_for(ModelRegistry(models_dir).find(version))
-    await publish_update(bootstrap, topic, update)
+    await publish_update(bootstrap, topic, update, replication)
     return update
 
 

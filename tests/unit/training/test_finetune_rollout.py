@@ -93,11 +93,12 @@ async def test_rollback_republishes_an_earlier_version(
     version_folder(tmp_path, "embed-00000002", {})
     sent: list[tuple[str, str, ModelUpdate]] = []
 
-    async def publish(bootstrap: str, topic: str, update: ModelUpdate) -> None:
+    async def publish(bootstrap: str, topic: str, update: ModelUpdate, replication: int) -> None:
         sent.append((bootstrap, topic, update))
+        assert replication == 3
 
     monkeypatch.setattr(trainer, "publish_update", publish)
-    update = await trainer.rollback("broker:9092", "p.models", tmp_path, "embed-00000001")
+    update = await trainer.rollback("broker:9092", "p.models", tmp_path, "embed-00000001", 3)
     assert sent == [("broker:9092", "p.models", update)]
     assert update.version == "embed-00000001" and update.uri == str(old.absolute())
     assert update.sha256 == sha256_file(old / MANIFEST_FILE)
