@@ -113,11 +113,51 @@ async def _demo(settings: Settings, bootstrap: str, users: int, rounds: int, tmp
             f"\n{len(lat)} searches, produce→result latency p50 {lat[len(lat) // 2]:.0f} ms, "
             f"p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.0f} ms"
         )
+        # A producer bug, to show where bad events go: the deadletter topic, never dropped.
+        await producer.send_and_wait(topics.search, b'{"query": "no ids"}', key=b"buggy-site")
+        await worker.wait_for(lambda w: w.get("/health/")["deadletters"], "the deadletter")
+        print("\nworker /metrics, selected:")
+        for line in metrics_summary(worker.metrics_text()):
+            print(f"  {line}")
     finally:
         await consumer.stop()
         await producer.stop()
         worker.stop()
         await _delete_topics(bootstrap, [*topics.all().values()], env["STREAMRANK_APP_ID"])
+
+
+def metrics_summary(text: str) -> list[str]:
+    """A few lines from the worker's Prometheus text: what flowed, how fast, on what."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values.setdefault(sample.name, []).append((sample.labels, sample.value))
+
+    def total(name: str) -> float:
+        return sum(v for _, v in values.get(name, []))
+
+    def stage_ms(stage: str) -> float:
+        count = sum(v for lb, v in values.get("streamrank_stage_seconds_count", [])
+                    if lb.get("stage") == stage)
+        summed = sum(v for lb, v in values.get("streamrank_stage_seconds_sum", [])
+                     if lb.get("stage") == stage)
+        return 1000 * summed / count if count else 0.0
+
+    model = next((lb for lb, _ in values.get("streamrank_model_info", [])), {})
+    batches = total("streamrank_batch_searches_count")
+    return [
+        f"records in {total('streamrank_events_in_total'):.0f}, "
+        f"out {total('streamrank_events_out_total'):.0f}; "
+        f"deadletters {total('streamrank_deadletters_total'):.0f}; "
+        f"degraded answers {total('streamrank_degraded_answers_total'):.0f}",
+        "mean ms per search: " + ", ".join(
+            f"{stage} {stage_ms(stage):.1f}" for stage in
+            ("decode", "state", "queue", "tokenize", "inference", "publish", "end_to_end")),
+        f"{batches:.0f} scorer runs, {total('streamrank_batch_searches_sum') / max(batches, 1):.1f}"
+        f" searches each; model {model.get('version', '?')} on {model.get('provider', '?')}",
+    ]
 
 
 async def _delete_topics(bootstrap: str, names: list[str], app_id: str) -> None:

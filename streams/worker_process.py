@@ -63,6 +63,12 @@ class WorkerProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as r:
             return orjson.loads(r.read())
 
+    def metrics_text(self) -> str:
+        """The worker's /metrics page (Prometheus text format)."""
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return str(r.read().decode())
+
     async def wait_for(
         self, check: Callable[[WorkerProcess], Any], what: str, timeout: float = 120.0
     ) -> Any:

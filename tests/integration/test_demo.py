@@ -38,6 +38,8 @@ def test_demo_prints_ranked_results_and_cleans_up(models_dir: Path, tmp_path: Pa
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert out.count(" likes ") == 12  # 6 shoppers x 2 rounds, one line per ranked result
+    assert "deadletters 1;" in out and "degraded answers 0" in out  # /metrics, read at the end
+    assert "mean ms per search: decode" in out and "on CPUExecutionProvider" in out
     assert "share of the top 3" in out
     assert "searches, produce→result latency" in out
     assert processes_mentioning(str(tmp_path)) == []  # no worker or broker survives the demo
