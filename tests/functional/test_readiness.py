@@ -1,0 +1,42 @@
+"""StreamrankApp.ready(): every condition of readiness must hold, any one missing is 503."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from streams.app import StreamrankApp
+from tests.functional.conftest import Outbox
+
+
+def _set_state(sr: StreamrankApp, *, assigned: bool, rebalancing: bool, in_recovery: bool,
+               recovered: bool) -> None:
+    sr.app.consumer = SimpleNamespace(  # type: ignore[assignment]
+        assignment=lambda: {("t", 0)} if assigned else set())
+    sr.app.rebalancing = rebalancing
+    sr.app.in_recovery = in_recovery
+    done = asyncio.Event()
+    if recovered:
+        done.set()
+    sr.app.tables.recovery.completed = done  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("missing", ["assigned", "rebalancing", "in_recovery", "recovered",
+                                     "batcher"])
+async def test_not_ready_while_any_condition_is_missing(
+    worker: tuple[StreamrankApp, Outbox], missing: str
+) -> None:
+    sr, _ = worker
+    state: dict[str, Any] = {"assigned": True, "rebalancing": False, "in_recovery": False,
+                             "recovered": True}
+    _set_state(sr, **state)
+    assert sr.ready()
+    if missing == "batcher":
+        await sr.scoring.batcher.stop()
+    else:
+        state[missing] = not state[missing]
+        _set_state(sr, **state)
+    assert not sr.ready()
