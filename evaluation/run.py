@@ -204,7 +204,26 @@ class Evaluation:
         offline = next(s for s in scored if s.name == name)
         position = {s.request_id: i for i, s in enumerate(full)}
         index = np.array([position[s.request_id] for s in sample], dtype=np.intp)
-        return compare_online(name, offline.take(index), run, sample)
+        out = compare_online(name, offline.take(index), run, sample)
+        out["offline_batch_check"] = self.batch_check(
+            next(s for s in cheap if s.name == name), sample, offline.take(index))
+        return out
+
+    def batch_check(self, system: System, sample: list[Search], offline: Scored) -> dict[str, Any]:
+        """The same offline scoring one search per call: how much rankings move with the
+        batch alone (dynamic int8 quantizes each batch with its own scale)."""
+        if not isinstance(system, ScorerSystem):
+            return {}
+        alone = ScorerSystem(system.name, system.scorer, system.texts, history=system.history,
+                             learned=system.learned, history_length=system.history_length,
+                             batch=1)
+        single = per_list(alone.score(sample), [s.labels for s in sample])
+        return {
+            "variant": str(getattr(system.scorer, "variant", "")),
+            "batch": system.batch,
+            "same_positive_rank": int(np.isclose(single[MRR], offline.metrics[MRR]).sum()),
+            "searches": len(sample),
+        }
 
     # --- the report ----------------------------------------------------------------------------
 

@@ -114,6 +114,20 @@ def kafka(meta: Mapping[str, Any]) -> list[str]:
         f"Paired online - offline NDCG@10: {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}];"
         f" the positive sat at the same rank in {k['same_positive_rank']} of {k['searches']} "
         f"searches. Intervals {'overlap: the figures agree' if k['agree'] else 'do NOT overlap'}.",
+        *_batch_note(k.get("offline_batch_check") or {}),
+    ]
+
+
+def _batch_note(check: Mapping[str, Any]) -> list[str]:
+    if not check:
+        return []
+    return [
+        "",
+        f"For scale: the same offline model ({check['variant']}), scoring one search per call "
+        f"instead of {check['batch']}, puts the positive at the same rank in "
+        f"{check['same_positive_rank']} of {check['searches']} searches. Where that is below "
+        f"all, rankings depend on batch composition alone (dynamic int8 quantizes each batch "
+        f"with its own scale), and the worker's micro-batches differ from the offline ones.",
     ]
 
 

@@ -1,0 +1,70 @@
+"""The whole protocol on generated data, in both layouts: replay, systems, tables, report.
+
+One run also trains and exports the learned embed kind (tiny budget, fp32 only: the int8
+gate is the export's own business and is tested there) and scores it through ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluation.learned import Budget
+from evaluation.protocol import ProtocolConfig
+from evaluation.run import FULL, EvalConfig, Evaluation
+
+
+def config(data: Path, out: Path, models: Path, zeroshot: Path, **kw: object) -> EvalConfig:
+    return EvalConfig(data=data, out=out / "movielens", models_dir=models, zeroshot_dir=zeroshot,
+                      protocol=ProtocolConfig(k=10), progress=False, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("layout", ["latest", "100k"])
+def test_protocol_and_report_without_training(
+    layout: str, latest_dir: Path, ml100k_dir: Path, tmp_path: Path, models_dir: Path
+) -> None:
+    data = latest_dir if layout == "latest" else ml100k_dir
+    outcome = Evaluation(config(data, tmp_path, tmp_path / "m", models_dir, kinds=())).run()
+    full = {t.segment: t for t in outcome.tables if t.population == FULL}
+    assert set(full) >= {"all", "warm"}
+    t = full["all"]
+    names = {r.system for r in t.rows}
+    assert names == {"retriever (BM25 + popularity prior)", "popularity",
+                     "popularity, seen demoted", "zero-shot (no history)", "zero-shot"}
+    assert t.reference in {"retriever (BM25 + popularity prior)", "popularity",
+                           "zero-shot (no history)"}
+    # The positive is never a seen movie: demoting seen ones can only help, search by search.
+    assert t.row("popularity, seen demoted").ndcg.mean >= t.row("popularity").ndcg.mean
+    md = outcome.markdown.read_text()
+    assert "| popularity, seen demoted | yes | no |" in md and "## Verdict" in md
+    payload = json.loads(outcome.json.read_text())
+    assert payload["replay"]["data"]["layout"] == ("ml-latest" if layout == "latest"
+                                                   else "ml-100k")
+    assert {p.name for p in outcome.markdown.parent.glob("*.png")} == {
+        "movielens-ndcg.png", "movielens-delta.png"}
+
+
+def test_learned_embed_trains_on_the_training_period_and_is_reused(
+    latest_dir: Path, tmp_path: Path, models_dir: Path
+) -> None:
+    budget = Budget(embed_steps=8, embed_lists_per_step=4)
+    cfg = config(latest_dir, tmp_path, tmp_path / "models", models_dir, kinds=("embed",),
+                 budget=budget, variants=(), cross_searches=5)
+    first = Evaluation(cfg)
+    outcome = first.run()
+    t = next(t for t in outcome.tables if t.population == FULL and t.segment == "all")
+    assert {"embed", "embed (no history)", "embed + seen demoted (diagnostic)"} <= {
+        r.system for r in t.rows}
+    assert all(not x.reused for x in first.trained)
+    assert [x.history for x in first.trained] == [True, False]
+    versions = {x.version for x in first.trained}
+    assert len(versions) == 2 and all(v.startswith("embed-") for v in versions)
+    assert (outcome.markdown.parent / "movielens-training.png").is_file()
+    assert "trained in this run" in outcome.markdown.read_text()
+    # Same lists and budget: the exported versions are reused, not trained again.
+    again = Evaluation(cfg)
+    again.run()
+    assert all(x.reused for x in again.trained)
+    assert {x.version for x in again.trained} == versions
