@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from contracts import Item, decode, encode
 from state.kv import KeyValue
@@ -32,6 +32,9 @@ class CatalogStore:
 
     def texts(self, item_ids: Iterable[str]) -> list[str]:
         return [self.text(i) for i in item_ids]
+
+    def ids(self) -> Iterator[str]:
+        return iter(self._kv)
 
     def __len__(self) -> int:
         return len(self._kv)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any, cast
 
 import faust
@@ -16,8 +16,10 @@ from faust.web import Request, Response, View
 from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, decode, encode
 from scoring.serving import ScorerSlot
 from state import CatalogStore, ImpressionStore, SequenceStore
+from state.kv import MemoryKV, RocksKV
 from streams.action_gate import ActionGate, KafkaActionOffsets
 from streams.attribution import Attribution
+from streams.catalog_replica import CatalogReplica
 from streams.deadletter import DeadLetters
 from streams.kafka_security import client_options, faust_credentials
 from streams.metrics import CONTENT_TYPE, Snapshot, TopicSensor, WorkerMetrics, inference_stages
@@ -75,14 +77,10 @@ class StreamrankApp:
             partitions=settings.partitions,
             help="per-user rolling action sequence, newest first",
         )
-        # Global: every worker needs every item's text, whatever partitions it owns.
-        self.catalog_table = self.app.GlobalTable(
-            "catalog",
-            key_type=str,
-            value_type=bytes,
-            partitions=catalog_partitions,
-            help="item_id -> Item JSON",
-        )
+        # Every worker needs every item's text, whatever partitions it owns: a replica of
+        # the whole catalog topic in local state (streams/catalog_replica.py says why not a
+        # GlobalTable).
+        items_kv, offsets_kv = self._catalog_stores(settings, store)
         self.impression_table = self.app.Table(
             "impressions",
             key_type=str,
@@ -92,7 +90,7 @@ class StreamrankApp:
             "each partition's windows close",
         )
         self.sequences = SequenceStore(self.sequence_table, settings.sequence_length)
-        self.catalog = CatalogStore(self.catalog_table)
+        self.catalog = CatalogStore(items_kv)
         self.impressions = ImpressionStore(
             self.impression_table,
             window_ms=round(settings.attribution_window_s * 1000),
@@ -124,6 +122,13 @@ class StreamrankApp:
         self.scoring = ScoringService(settings, slot, self.catalog_texts)
         # An instance is accepted too: it starts and stops with the worker.
         self.app.service(cast(Any, self.scoring))
+        self.catalog_replica = CatalogReplica(
+            self.catalog, offsets_kv, bootstrap_servers=settings.bootstrap_servers,
+            topic=settings.topics.catalog, client_options=client_options(settings),
+            on_item=lambda item: self.scoring.item_changed(item.item_id, item.text()),
+            max_bytes=settings.max_payload_bytes,
+        )
+        self.app.service(cast(Any, self.catalog_replica))
         self.handler = SearchHandler(
             self.scoring.batcher, self.sequences, self.catalog,
             history_length=settings.history_length,
@@ -149,11 +154,12 @@ class StreamrankApp:
     # test_context waits on those yields, and a sink can observe them.
 
     async def _catalog(self, stream: Any) -> AsyncIterator[str | None]:
+        # Validation only: one worker per catalog partition sends bad records to the
+        # deadletter once; every worker's CatalogReplica keeps the items themselves.
         async for event in stream.events():
             key = _key(event)
             if event.value is None and key:
-                self.catalog.delete(key)  # a Kafka tombstone on the compacted topic
-                yield key
+                yield key  # a Kafka tombstone on the compacted topic
                 continue
             try:
                 item = decode(event.value, Item, self.max_bytes)
@@ -161,10 +167,17 @@ class StreamrankApp:
                 await self.deadletters.send(event, exc)
                 yield None
                 continue
-            self.catalog.upsert(item)
-            if not item.deleted:
-                self.scoring.item_changed(item.item_id, item.text())
             yield item.item_id
+
+    @staticmethod
+    def _catalog_stores(
+        settings: Settings, store: str
+    ) -> tuple[MutableMapping[str, bytes], MutableMapping[str, bytes]]:
+        """(items, offsets) of the catalog replica: RocksDB beside the tables, or memory."""
+        if store.startswith("memory"):
+            return MemoryKV(), MemoryKV()
+        root = settings.state_dir / f"{settings.app_id}-catalog"
+        return RocksKV(root / "items"), RocksKV(root / "offsets")
 
     async def _actions(self, stream: Any) -> AsyncIterator[bool | None]:
         async for event in stream.events():
@@ -235,7 +248,7 @@ class StreamrankApp:
     def catalog_texts(self) -> list[tuple[str, str]]:
         """(item_id, model text) of the whole catalog: warms a newly loaded model."""
         texts = []
-        for item_id in list(self.catalog_table.keys()):
+        for item_id in list(self.catalog.ids()):
             item = self.catalog.get(item_id)
             if item is not None:
                 texts.append((item_id, item.text()))
@@ -245,6 +258,7 @@ class StreamrankApp:
         app = self.app
         return bool(
             self.scoring.batcher.running  # a model is loaded and the batcher takes searches
+            and self.catalog_replica.caught_up.is_set()  # the catalog as of the start is here
             and app.consumer.assignment()
             and not app.rebalancing
             and not app.in_recovery

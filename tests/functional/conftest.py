@@ -56,6 +56,11 @@ async def worker(tmp_path: Path, zeroshot: Any) -> AsyncIterator[tuple[Streamran
 
 
 async def load_catalog(sr: StreamrankApp, items: list[Item] | None = None) -> None:
+    """As if the catalog topic held `items`: the replica applies them (every worker keeps
+    the whole catalog), the catalog agent validates them (one worker per partition)."""
+    records = items if items is not None else catalog_items()
+    for offset, item in enumerate(records):
+        sr.catalog_replica.apply(0, offset, item.item_id.encode(), encode(item))
     async with sr.catalog_agent.test_context() as agent:
-        for item in items if items is not None else catalog_items():
+        for item in records:
             await agent.put(encode(item), key=item.item_id)

@@ -36,13 +36,23 @@ async def click(sr: StreamrankApp, user: str, items: list[str]) -> None:
             await agent.put(encode(event), key=user)
 
 
-async def test_catalog_agent_keeps_items_and_honours_deletes(worker: Worker) -> None:
+async def test_catalog_replica_keeps_items_honours_deletes_and_stores_offsets(
+    worker: Worker,
+) -> None:
     sr, _ = worker
     await load_catalog(sr)
-    assert len(sr.catalog) == len(catalog_items())
-    async with sr.catalog_agent.test_context() as agent:
-        await agent.put(encode(Item(item_id="coffee-0", title="x", deleted=True)), key="coffee-0")
-    assert sr.catalog.get("coffee-0") is None
+    n = len(catalog_items())
+    assert len(sr.catalog) == n
+    replica = sr.catalog_replica
+    replica.apply(0, n, b"coffee-0", encode(Item(item_id="coffee-0", title="x", deleted=True)))
+    replica.apply(1, 7, b"coffee-1", None)  # a Kafka tombstone
+    replica.apply(1, 8, b"junk", b"{not json")  # skipped: the agent dead-letters it
+    assert sr.catalog.get("coffee-0") is None and sr.catalog.get("coffee-1") is None
+    assert len(sr.catalog) == n - 2 and replica.skipped == 1
+    # Where a restart resumes each partition.
+    assert replica.stored_offset(0) == n + 1 and replica.stored_offset(1) == 9
+    # New items are queued for embedding with the serving model.
+    assert "coffee-2" in sr.scoring._pending
 
 
 async def test_action_agent_builds_the_sequence_once_per_event(worker: Worker) -> None:

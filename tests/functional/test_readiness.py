@@ -1,4 +1,5 @@
-"""StreamrankApp.ready(): every condition of readiness must hold, any one missing is 503."""
+"""StreamrankApp.ready(): every condition of readiness must hold (partitions, recovery, the
+catalog replica caught up, the batcher running); any one missing is 503."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.functional.conftest import Outbox
 
 
 def _set_state(sr: StreamrankApp, *, assigned: bool, rebalancing: bool, in_recovery: bool,
-               recovered: bool) -> None:
+               recovered: bool, catalog: bool) -> None:
     sr.app.consumer = SimpleNamespace(  # type: ignore[assignment]
         assignment=lambda: {("t", 0)} if assigned else set())
     sr.app.rebalancing = rebalancing
@@ -22,16 +23,20 @@ def _set_state(sr: StreamrankApp, *, assigned: bool, rebalancing: bool, in_recov
     if recovered:
         done.set()
     sr.app.tables.recovery.completed = done  # type: ignore[attr-defined]
+    if catalog:
+        sr.catalog_replica.caught_up.set()
+    else:
+        sr.catalog_replica.caught_up.clear()
 
 
 @pytest.mark.parametrize("missing", ["assigned", "rebalancing", "in_recovery", "recovered",
-                                     "batcher"])
+                                     "catalog", "batcher"])
 async def test_not_ready_while_any_condition_is_missing(
     worker: tuple[StreamrankApp, Outbox], missing: str
 ) -> None:
     sr, _ = worker
     state: dict[str, Any] = {"assigned": True, "rebalancing": False, "in_recovery": False,
-                             "recovered": True}
+                             "recovered": True, "catalog": True}
     _set_state(sr, **state)
     assert sr.ready()
     if missing == "batcher":

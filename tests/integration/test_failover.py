@@ -1,5 +1,6 @@
-"""Scale out: two workers in one consumer group share the partitions; when one stops, the
-other takes its partitions, rebuilds their state from the changelogs and keeps answering."""
+"""Scale out: two workers in one consumer group share the partitions (and each holds the whole
+catalog); when one stops, the other takes its partitions, rebuilds their state from the
+changelogs and keeps answering."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import pytest
 
 from contracts import ActionEvent, Candidate, SearchEvent, encode
 from streams.broker import free_port
+from streams.simulation import catalog_items
 from streams.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import results_for
 
 pytestmark = pytest.mark.integration
 
+ITEMS = catalog_items()
 USERS = [f"user-{n}" for n in range(16)]  # enough keys to land on all 4 partitions
 PER_USER = 3
 
@@ -53,6 +56,14 @@ async def test_two_workers_share_partitions_and_one_takes_over(deployment: Deplo
     )
     try:
         await second.wait_ready()
+        async with dep.producer() as producer:
+            for item in ITEMS:  # spread over the catalog's partitions
+                await producer.send_and_wait(dep.topics.catalog, encode(item),
+                                             key=item.item_id.encode())
+        # Each worker owns some catalog partitions but must know every item.
+        for worker in (first, second):
+            await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] == len(ITEMS),
+                                  "the whole catalog on every worker", 60)
         async with dep.producer() as producer:
             for n in range(PER_USER):
                 for user in USERS:
