@@ -49,7 +49,9 @@ def add_parser(sub: Any) -> None:
                    help="also replay a sample through a local broker and a worker")
     p.add_argument("--kafka-searches", type=int, default=600)
     p.add_argument("--kafka-rate", type=float, default=None, help="searches/s (default: no cap)")
-    p.add_argument("--port", type=int, default=9092, help="local broker port for --kafka")
+    p.add_argument("--port", type=int, default=None,
+                   help="--kafka: use the broker running on this local port (default: start a "
+                        "throwaway one on a free port)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -61,7 +63,7 @@ def command_line(args: argparse.Namespace) -> str:
                 "test_fraction": 0.1, "train_searches": 20_000, "no_decade": False,
                 "popularity_weight": 0.5, "embed_steps": None, "cross_steps": None, "seed": 0,
                 "fresh": False, "kafka": False, "kafka_searches": 600, "kafka_rate": None,
-                "port": 9092, "quiet": False}
+                "port": None, "quiet": False}
     for name, default in defaults.items():
         value = getattr(args, name)
         if value == default:
@@ -78,6 +80,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from evaluation.protocol import ProtocolConfig
     from evaluation.run import EvalConfig, run_movielens
 
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = set(kinds) - {"embed", "cross", "cascade"}
+    if unknown:
+        raise SystemExit(f"--kinds: unknown {', '.join(sorted(unknown))} "
+                         f"(choose from embed, cross, cascade)")
     budget = Budget(seed=args.seed)
     if args.embed_steps is not None:
         budget = replace(budget, embed_steps=args.embed_steps)
@@ -92,7 +99,7 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             history=settings.history_length,
         ),
         budget=budget, limit=args.limit, cross_searches=args.cross_searches,
-        kinds=tuple(k for k in args.kinds.split(",") if k), fresh=args.fresh,
+        kinds=kinds, fresh=args.fresh,
         kafka=args.kafka, kafka_searches=args.kafka_searches, kafka_rate=args.kafka_rate,
         kafka_port=args.port, command=command_line(args), progress=not args.quiet,
     )

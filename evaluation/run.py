@@ -54,7 +54,7 @@ class EvalConfig:
     kafka: bool = False
     kafka_searches: int = 600
     kafka_rate: float | None = None
-    kafka_port: int = 9092
+    kafka_port: int | None = None  # None: a throwaway broker on a free port
     device: str = "cpu"
     command: str = "streamrank eval movielens"
     progress: bool = True
@@ -186,7 +186,7 @@ class Evaluation:
               cheap: list[System]) -> dict[str, Any]:
         """Replay a sample through a broker and worker serving the learned personalized embed
         model (else zero-shot) and compare with the offline figures on the same searches."""
-        from streams.broker import broker_for_session
+        from streams.broker import broker_for_session, free_port
         from streams.worker_process import worker_env
 
         c = self.config
@@ -194,7 +194,7 @@ class Evaluation:
         name = trained.name if trained else "zero-shot"
         sample = _sample(full, c.kafka_searches, c.protocol.seed + 2)
         with tempfile.TemporaryDirectory(prefix="streamrank-eval-") as tmp, \
-                broker_for_session(c.kafka_port, Path(tmp)) as broker:
+                broker_for_session(c.kafka_port or free_port(), Path(tmp)) as broker:
             env = worker_env(broker.bootstrap_servers, Path(tmp) / "state", uuid.uuid4().hex[:8],
                              models_dir=c.models_dir if trained else c.zeroshot_dir,
                              app_prefix="eval", partitions=4)
