@@ -31,7 +31,7 @@ def add_parser(sub: Any) -> None:
                    help="where trained evaluation models go")
     p.add_argument("--limit", type=int, default=None,
                    help="score at most this many test searches (seeded sample; for development)")
-    p.add_argument("--cross-searches", type=int, default=150,
+    p.add_argument("--cross-searches", type=int, default=100,
                    help="test searches the cross-encoder systems score (seeded sample)")
     p.add_argument("--kinds", default="embed,cross,cascade",
                    help="learned kinds to train and compare ('' for none)")
@@ -59,7 +59,7 @@ def command_line(args: argparse.Namespace) -> str:
     """The command as a user would retype it (defaults left out)."""
     parts = ["streamrank", "eval", args.dataset, "--data", str(args.data)]
     defaults = {"out": DEFAULT_OUT, "models_dir": DEFAULT_MODELS, "limit": None,
-                "cross_searches": 150, "kinds": "embed,cross,cascade", "k": 50,
+                "cross_searches": 100, "kinds": "embed,cross,cascade", "k": 50,
                 "test_fraction": 0.1, "train_searches": 20_000, "no_decade": False,
                 "popularity_weight": 0.5, "embed_steps": None, "cross_steps": None, "seed": 0,
                 "fresh": False, "kafka": False, "kafka_searches": 600, "kafka_rate": None,

@@ -46,11 +46,13 @@ class Budget:
     embed_steps: int = 1500
     embed_lists_per_step: int = 16
     embed_lr: float = 3e-3
-    cross_steps: int = 120
+    # A cross step costs per pair: 16 pairs took 4-8 s here while other jobs shared the two
+    # cores, so the cross budget is small on purpose (about 5 minutes per model).
+    cross_steps: int = 60
     cross_lists_per_step: int = 2
-    # Cross lists keep the positive and this many candidates in all (random negatives): a
-    # cross step costs per pair, so fewer pairs per list buy more lists for the same time.
-    cross_candidates: int = 16
+    # Cross lists keep the positive and this many candidates in all (random negatives): fewer
+    # pairs per list buy more lists for the same time.
+    cross_candidates: int = 8
     cascade_k: int = 10
     seed: int = 0
 
@@ -138,8 +140,11 @@ class Trainer:
         digest = hashlib.sha256()
         for lst in lists:
             digest.update(json.dumps(lst.to_dict(), sort_keys=True).encode())
+        # Only the budget fields of this kind: a new cross budget must not retrain embed.
+        budget = {k: v for k, v in asdict(self.budget).items()
+                  if k.startswith(kind) or k == "seed"}
         spec = {"recipe": RECIPE, "kind": kind, "history": history, "variants": self.variants,
-                "budget": asdict(self.budget), "lists": digest.hexdigest()}
+                "budget": budget, "lists": digest.hexdigest()}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def _index(self) -> dict[str, Any]:

@@ -47,7 +47,7 @@ class EvalConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     budget: Budget = field(default_factory=Budget)
     limit: int | None = None  # at most this many test searches scored (seeded sample)
-    cross_searches: int = 150
+    cross_searches: int = 100
     kinds: tuple[str, ...] = KINDS
     fresh: bool = False
     variants: tuple[str, ...] = ("int8", "fp16")  # export variants to try (tests: none)
