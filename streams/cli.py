@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--budget-s", type=float, default=4.0, help="scorer: seconds per config")
     bench.add_argument("--load-seconds", type=float, default=6.0)
     bench.add_argument("--slo-ms", type=float, default=50.0, help="scorer: p99 for capacity")
+    bench.add_argument("--threads", type=int, default=None,
+                       help="scorer: intra-op threads for torch and ONNX Runtime alike")
     bench.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
     train_cli.register(sub)
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             settings.models_dir, kinds=args.kinds.split(","), backends=args.backends.split(","),
             batches=[int(b) for b in args.batches.split(",")], device=args.device,
             budget_s=args.budget_s, load_seconds=args.load_seconds, slo_ms=args.slo_ms,
+            threads=args.threads,
             products=args.products,
             candidates=args.candidates,
         )

@@ -121,13 +121,15 @@ def workload(texts: list[str], searches: int, candidates: int, seed: int) -> lis
     return out
 
 
-def build(kind: str, backend: str, version_dir: Path, device: str) -> Scorer:
+def build(kind: str, backend: str, version_dir: Path, device: str,
+          threads: int | None = None) -> Scorer:
     if backend == "torch":
         torch_cls: dict[str, Callable[[Path, str], Scorer]] = {
             "embed": TorchEmbed, "cross": TorchCross, "cascade": TorchCascade}
         return torch_cls[kind](version_dir, "cuda" if device == "cuda" else "cpu")
+    options: dict[str, Any] = {} if threads is None else {"threads": threads}
     return ModelRegistry(version_dir.parent).load(version_dir, device=device,  # type: ignore[arg-type]
-                                                  variant=backend)
+                                                  variant=backend, **options)
 
 
 def _call(scorer: Scorer, chunk: list[ScoreRequest]) -> tuple[float, list[list[float]]]:
@@ -233,8 +235,9 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
         batches: Sequence[int] = (1, 8, 32), device: str = "cpu", budget_s: float = 4.0,
         load_fractions: Sequence[float] = (0.5, 0.9), load_seconds: float = 6.0,
         slo_ms: float = 50.0, products: Path | None = None, candidates: int = 50,
-        seed: int = 7) -> Report:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+        seed: int = 7, threads: int | None = None) -> Report:
+    # The same intra-op thread count for torch and ONNX Runtime (default: torch's own).
+    torch.set_num_threads(threads or max(1, torch.get_num_threads()))
     texts = product_texts(products, 3000, seed)
     reqs = workload(texts, 4000, candidates, seed)
     items = [item for r in reqs for item in r.candidates]
@@ -242,6 +245,7 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
         "device": device, "candidates": candidates, "torch_threads": torch.get_num_threads(),
         "texts": "retrotech" if products is not None and products.exists() else "synthetic",
         "budget_s": budget_s, "load_seconds": load_seconds, "slo_ms": slo_ms,
+        "ort_threads": threads or "default (physical cores)",
     })
     for kind in kinds:
         version_dir = ensure_base_ranker(kind, models_dir)  # type: ignore[arg-type]
@@ -249,7 +253,7 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
         scorers: dict[str, Scorer] = {}
         for backend in backends:
             try:
-                scorer = build(kind, backend, version_dir, device)
+                scorer = build(kind, backend, version_dir, device, threads)
             except Exception as exc:  # e.g. no int8 variant shipped: say so, go on
                 log.warning("%s/%s unavailable: %s", kind, backend, exc)
                 continue
