@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from scoring.base import ScoreRequest
-from scoring.training.bench import capacity, sweep
+from scoring.training.bench import Fresh, capacity, sweep
 
 
 class SleepyScorer:
@@ -44,13 +44,16 @@ def test_sweep_gives_every_backend_the_same_searches_in_turns() -> None:
 
 
 def test_capacity_is_zero_when_even_the_first_rate_misses_the_slo() -> None:
-    held = capacity("embed", "slow", SleepyScorer(0.03), _requests(50), start=10.0,
+    held = capacity("embed", "slow", SleepyScorer(0.03), Fresh(_requests(50)), start=10.0,
                     slo_ms=5.0, seconds=0.5, max_pairs=4)
     assert held.searches_per_s == 0.0
 
 
 def test_capacity_climbs_while_the_slo_holds() -> None:
-    held = capacity("embed", "fast", SleepyScorer(0.0005), _requests(200), start=20.0,
+    scorer, fresh = SleepyScorer(0.0005), Fresh(_requests(200))
+    held = capacity("embed", "fast", scorer, fresh, start=20.0,
                     slo_ms=200.0, seconds=0.4, max_pairs=8, steps=3)
     assert held.searches_per_s >= 20.0 * 1.25  # at least two steps held
     assert held.p99_ms <= 200.0
+    # Every step got searches the scorer had not seen (8 + 10 + 12 of them).
+    assert len(scorer.seen) == len(set(scorer.seen)) == 30 and not fresh.wrapped
