@@ -41,14 +41,15 @@ RECIPE = 1
 class Budget:
     """What each learned model may spend; written into the report."""
 
-    # 1500 steps at 3e-3: on this data 600 steps at 1e-3 left the loss near uniform (3.87 vs
-    # ln 50 = 3.91) and ranked below popularity; the longer, faster schedule kept improving.
-    embed_steps: int = 1500
+    # 3000 steps at 3e-3: on this data 600 steps at 1e-3 left the loss near uniform (3.87 vs
+    # ln 50 = 3.91) and ranked below popularity; 1500 at 3e-3 was still improving when it
+    # stopped. The head trains in seconds per hundred steps once the texts are embedded.
+    embed_steps: int = 3000
     embed_lists_per_step: int = 16
     embed_lr: float = 3e-3
-    # A cross step costs per pair: 16 pairs took 4-8 s here while other jobs shared the two
-    # cores, so the cross budget is small on purpose (about 5 minutes per model).
-    cross_steps: int = 60
+    # A cross step costs per pair: 16 pairs took 1-8 s here depending on what else shared the
+    # two cores, so the cross budget is small on purpose (a few minutes per model).
+    cross_steps: int = 120
     cross_lists_per_step: int = 2
     # Cross lists keep the positive and this many candidates in all (random negatives): fewer
     # pairs per list buy more lists for the same time.
@@ -77,6 +78,7 @@ class Trained:
     report: dict[str, Any] = field(default_factory=dict)
     loss_curve: list[float] = field(default_factory=list)
     reused: bool = False
+    variant: str = ""  # the variant evaluated (and served by the worker): int8 or fp32 on CPU
 
 
 def training_lists(
@@ -179,7 +181,7 @@ class Trainer:
         except ModelError as exc:
             log.info("not reusing %s: %s", path, exc)
             return None
-        entry = {**entry, "path": path, "reused": True}
+        entry = {**entry, "path": path, "reused": True, "variant": ""}
         return Trained(**entry)
 
     # --- training -------------------------------------------------------------------------

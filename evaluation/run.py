@@ -127,9 +127,10 @@ class Evaluation:
         for (made_kind, history), t in made.items():
             if made_kind not in c.kinds:
                 continue
-            self.trained.append(t)
             scorer = build_scorer(made_kind, c.models_dir, version=str(t.path),
                                   device=c.device)  # type: ignore[arg-type]
+            t.variant = str(getattr(scorer, "variant", ""))
+            self.trained.append(t)
             system = ScorerSystem(t.name, scorer, texts, history=history, learned=True,
                                   history_length=hist)
             (cheap if made_kind == "embed" else expensive).append(system)
@@ -231,6 +232,7 @@ class Evaluation:
                all_tables: list[Table], kafka: dict[str, Any] | None) -> Outcome:
         c = self.config
         out = c.out
+        out.parent.mkdir(parents=True, exist_ok=True)
         plots = [plot_ndcg([t for t in all_tables if t.population == FULL],
                            plot_path(out, "ndcg")),
                  plot_delta(all_tables, plot_path(out, "delta"))]

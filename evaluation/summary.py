@@ -52,8 +52,8 @@ def setup(meta: Mapping[str, Any], rep: Replay) -> list[str]:
     for t in meta.get("trained", []):
         how = "reused (identical lists and budget)" if t["reused"] else "trained in this run"
         lines.append(
-            f"  - {t['name']}: `{t['version']}` on {t['lists']} lists, {t['seconds']} s "
-            f"training + export, {how}"
+            f"  - {t['name']}: `{t['version']}` ({t['variant'] or '?'} evaluated) on "
+            f"{t['lists']} lists, {t['seconds']} s training + export, {how}"
             + (f"; final loss {t['report'].get('final_loss', float('nan')):.3f}"
                if t.get("report") else "")
         )

@@ -17,8 +17,10 @@ from evaluation.run import FULL, EvalConfig, Evaluation
 
 
 def config(data: Path, out: Path, models: Path, zeroshot: Path, **kw: object) -> EvalConfig:
-    return EvalConfig(data=data, out=out / "movielens", models_dir=models, zeroshot_dir=zeroshot,
-                      protocol=ProtocolConfig(k=10), progress=False, **kw)  # type: ignore[arg-type]
+    # A folder that does not exist yet: the report creates it.
+    return EvalConfig(data=data, out=out / "report" / "movielens", models_dir=models,
+                      zeroshot_dir=zeroshot, protocol=ProtocolConfig(k=10), progress=False,
+                      **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("layout", ["latest", "100k"])
@@ -63,6 +65,7 @@ def test_learned_embed_trains_on_the_training_period_and_is_reused(
     assert len(versions) == 2 and all(v.startswith("embed-") for v in versions)
     assert (outcome.markdown.parent / "movielens-training.png").is_file()
     assert "trained in this run" in outcome.markdown.read_text()
+    assert {x.variant for x in first.trained} == {"fp32"}  # no int8 exported here
     # Same lists and budget: the exported versions are reused, not trained again.
     again = Evaluation(cfg)
     again.run()
