@@ -193,16 +193,24 @@ class Trainer:
             history_length=self.replay.config.history, candidates=cands, seed=self.budget.seed,
         )
 
+    def _prepare(
+        self, kind: str, history: bool
+    ) -> tuple[str, list[TrainingList], str, Trained | None]:
+        """(display name, training lists, reuse key, an earlier identical model or None)."""
+        lists = self.lists(kind, history)
+        name = kind if history else f"{kind} (no history)"
+        key = self._key(kind, history, lists)
+        found = self._reuse(key)
+        if found is not None:
+            log.info("%s: reusing %s (same lists and budget)", name, found.version)
+        return name, lists, key, found
+
     def embed(self, *, history: bool) -> Trained:
         from scoring.training.export_ranker import export_embed
         from scoring.training.train import train_embed
 
-        lists = self.lists("embed", history)
-        name = "embed" if history else "embed (no history)"
-        key = self._key("embed", history, lists)
-        found = self._reuse(key)
+        name, lists, key, found = self._prepare("embed", history)
         if found is not None:
-            log.info("%s: reusing %s (same lists and budget)", name, found.version)
             return found
         b = self.budget
         started = time.perf_counter()
@@ -221,12 +229,8 @@ class Trainer:
         from scoring.training.export_ranker import export_cross
         from scoring.training.train import train_cross
 
-        lists = self.lists("cross", history)
-        name = "cross" if history else "cross (no history)"
-        key = self._key("cross", history, lists)
-        found = self._reuse(key)
+        name, lists, key, found = self._prepare("cross", history)
         if found is not None:
-            log.info("%s: reusing %s (same lists and budget)", name, found.version)
             return found
         b = self.budget
         started = time.perf_counter()
