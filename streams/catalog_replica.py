@@ -23,10 +23,10 @@ from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import DecodeError, Item, decode
 from state import CatalogStore
+from streams.topology import partition_counts
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +80,11 @@ class CatalogReplica(mode.Service):
         return None if raw is None else int(raw)
 
     async def _partitions(self) -> list[TopicPartition]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                    **self.client_options)
-        await admin.start()
-        try:
-            described = await admin.describe_topics([self.topic])
-        finally:
-            await admin.close()
-        found = [d for d in described if d["topic"] == self.topic and not d.get("error_code")]
-        if not found:
+        counts = await partition_counts(self.bootstrap_servers, [self.topic],
+                                        self.client_options)
+        if self.topic not in counts:
             raise RuntimeError(f"catalog topic {self.topic} does not exist")
-        return [TopicPartition(self.topic, p["partition"]) for p in found[0]["partitions"]]
+        return [TopicPartition(self.topic, p) for p in range(counts[self.topic])]
 
     @staticmethod
     async def _at(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, TopicNames, decode
 from streams.deadletter import HEADER_PREFIX
 from streams.kafka_security import client_options
+from streams.topology import partition_counts
 
 log = logging.getLogger(__name__)
 
@@ -186,20 +186,6 @@ def _order(record: Any) -> tuple[int, int]:
     return (int(record.timestamp), 0 if "recommendations" not in record.topic else 1)
 
 
-async def _partitions(
-    bootstrap: str, names: Sequence[str], client_options: dict[str, Any]
-) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())  # describing a missing topic may create it
-        wanted = [n for n in names if n in existing]
-        described = await admin.describe_topics(wanted) if wanted else []
-    finally:
-        await admin.close()
-    return {t["topic"]: len(t["partitions"]) for t in described if not t.get("error_code")}
-
-
 async def _assign(
     consumer: AIOKafkaConsumer,
     bootstrap: str,
@@ -211,7 +197,7 @@ async def _assign(
     names = [topics.catalog, topics.search, topics.action, topics.recommendations,
              topics.deadletter]
     parts = [TopicPartition(name, p) for name, count in
-             (await _partitions(bootstrap, names, client_options)).items()
+             (await partition_counts(bootstrap, names, client_options)).items()
              for p in range(count)]
     if not parts:
         raise RuntimeError(f"none of the topics {names} exist yet")

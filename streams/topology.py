@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -59,6 +60,20 @@ async def _existing(admin: Any) -> dict[str, int]:
     names = await admin.list_topics()
     described = await admin.describe_topics(names) if names else []
     return {t["topic"]: len(t["partitions"]) for t in described if not t.get("error_code")}
+
+
+async def partition_counts(
+    bootstrap: str, names: Sequence[str], options: dict[str, Any] | None = None
+) -> dict[str, int]:
+    """Partition count of each of `names` that exists (a missing one is left out, never
+    created): for the tools that read topics without joining the worker's group."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+    await admin.start()
+    try:
+        existing = await _existing(admin)
+    finally:
+        await admin.close()
+    return {name: existing[name] for name in names if name in existing}
 
 
 async def prepare(settings: Settings) -> Settings:

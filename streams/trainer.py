@@ -29,6 +29,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from contracts import DecodeError, ModelUpdate, TrainingSample, decode, encode
 from scoring.base import MANIFEST_FILE, load_verified, sha256_file
 from scoring.registry import ModelRegistry
+from streams.topology import partition_counts
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +73,8 @@ def parse_time(text: str, now_ms: int | None = None) -> int:
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     """The partition ids of `topic`; [] when it does not exist (it is not created)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        # list_topics first: a metadata request naming a missing topic may auto-create it.
-        if topic not in await admin.list_topics():
-            return []
-        described = await admin.describe_topics([topic])
-        return sorted(p["partition"] for t in described for p in t["partitions"])
-    finally:
-        await admin.close()
+    counts = await partition_counts(bootstrap, [topic])
+    return list(range(counts.get(topic, 0)))
 
 
 def _consumer(bootstrap: str) -> AIOKafkaConsumer:
