@@ -43,7 +43,7 @@ from contracts import (
 )
 from evaluation.protocol import Replay, Search, grade
 from evaluation.results import Floats
-from streams.worker_process import WorkerProcess
+from streams.tools.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 

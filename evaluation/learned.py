@@ -207,7 +207,7 @@ class Trainer:
 
     def embed(self, *, history: bool) -> Trained:
         from scoring.training.export_ranker import export_embed
-        from scoring.training.train import train_embed
+        from scoring.training.fit import train_embed
 
         name, lists, key, found = self._prepare("embed", history)
         if found is not None:
@@ -227,7 +227,7 @@ class Trainer:
 
     def cross(self, *, history: bool) -> Trained:
         from scoring.training.export_ranker import export_cross
-        from scoring.training.train import train_cross
+        from scoring.training.fit import train_cross
 
         name, lists, key, found = self._prepare("cross", history)
         if found is not None:

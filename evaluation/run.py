@@ -187,8 +187,9 @@ class Evaluation:
               cheap: list[System]) -> dict[str, Any]:
         """Replay a sample through a broker and worker serving the learned personalized embed
         model (else zero-shot) and compare with the offline figures on the same searches."""
-        from streams.broker import broker_for_session, free_port
-        from streams.worker_process import worker_env
+        from streams.kafka.broker_config import free_port
+        from streams.kafka.local_broker import broker_for_session
+        from streams.tools.worker_process import worker_env
 
         c = self.config
         trained = next((t for t in self.trained if t.kind == "embed" and t.history), None)

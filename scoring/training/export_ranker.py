@@ -45,6 +45,7 @@ from scoring.training.export import (
     _remove_stale_temps,
     _versions,
 )
+from scoring.training.fit import Layout, cross_scorer, embed_scorer, encode
 from scoring.training.models import (
     CrossRanker,
     EmbedHead,
@@ -54,7 +55,6 @@ from scoring.training.models import (
 )
 from scoring.training.parity import PROBE_QUERY, PROBES, ParityError
 from scoring.training.reference import SentenceEmbedder
-from scoring.training.train import Layout, cross_scorer, embed_scorer, encode
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ The steps (docs/training.md): build lists from the samples, hold out the most re
 estimate position propensities on the rest, fine-tune a challenger from the champion when it
 is of the trained kind (else from the base model), score the held-out lists with both, apply
 the promotion rule, and only then export the challenger through the parity gates into the
-registry. Kafka is not touched here: streams/trainer.py reads the samples and publishes.
+registry. Kafka is not touched here: streams/learning/ reads the samples and publishes.
 
 The champion is scored by its served ONNX graphs (what users got); the challenger by torch
 eager before export, which the export's fp32 parity gate then ties to its graphs.
@@ -30,6 +30,7 @@ from scoring.registry import ModelRegistry
 from scoring.training.challenge import Decision, Rule, decide, evaluate_scores
 from scoring.training.data import TrainingList
 from scoring.training.export_ranker import export_cross, export_embed
+from scoring.training.fit import ScoreFn, cross_scorer, embed_scorer, train_cross, train_embed
 from scoring.training.models import base_model_path
 from scoring.training.parity import ParityError
 from scoring.training.samples import (
@@ -39,7 +40,6 @@ from scoring.training.samples import (
     position_propensity,
     with_positive,
 )
-from scoring.training.train import ScoreFn, cross_scorer, embed_scorer, train_cross, train_embed
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import torch
 from scoring.base import ScoreRequest, load_verified
 from scoring.features import FeatureSpec, Featurizer
 from scoring.training.data import TrainingList
-from scoring.training.train import Layout, encode, load_cross, load_embed
+from scoring.training.fit import Layout, encode, load_cross, load_embed
 
 MAX_PAIRS = 64
 

@@ -9,10 +9,10 @@ import pytest
 
 from contracts import Item, encode
 from scoring.serving import ScorerSlot
-from streams.app import StreamrankApp
-from streams.broker import free_port
+from streams.kafka.broker_config import free_port
 from streams.settings import Settings
-from streams.simulation import catalog_items
+from streams.tools.simulation import catalog_items
+from streams.worker.app import StreamrankApp
 
 
 @dataclass

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from contracts import ActionEvent, Candidate, Item, RankedResult, SearchEvent, decode, encode
-from streams.app import StreamrankApp
-from streams.simulation import catalog_items, department
+from streams.tools.simulation import catalog_items, department
+from streams.worker.app import StreamrankApp
 from tests.functional.conftest import Outbox, load_catalog
 
 Worker = tuple[StreamrankApp, Outbox]

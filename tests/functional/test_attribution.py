@@ -16,9 +16,9 @@ from aiokafka.errors import KafkaTimeoutError
 
 from contracts import ActionEvent, RankedResult, TrainingSample, encode
 from contracts.events import Action
-from streams.action_gate import ActionGate
-from streams.app import StreamrankApp
-from streams.search import now_ms
+from streams.worker.action_gate import ActionGate
+from streams.worker.app import StreamrankApp
+from streams.worker.search import now_ms
 from tests.functional.conftest import Outbox, load_catalog
 from tests.functional.test_agents import ask, search
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams.app import StreamrankApp
+from streams.worker.app import StreamrankApp
 from tests.functional.conftest import Outbox
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from contracts import ModelUpdate, encode
 from scoring.base import MANIFEST_FILE, sha256_file
-from streams.app import StreamrankApp
+from streams.worker.app import StreamrankApp
 from tests.functional.conftest import Outbox, load_catalog
 
 Worker = tuple[StreamrankApp, Outbox]

@@ -11,8 +11,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts import TopicNames
-from streams.broker import LocalBroker, free_port, sasl_plain_listener
-from streams.worker_process import WorkerProcess, worker_env
+from streams.kafka.broker_config import free_port, sasl_plain_listener
+from streams.kafka.local_broker import LocalBroker
+from streams.tools.worker_process import WorkerProcess, worker_env
 
 # The session broker also listens with SASL/PLAIN for this account (test_security.py).
 SASL_USER, SASL_PASSWORD = "alice", "alice-secret-7f3"

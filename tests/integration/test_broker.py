@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.broker import BrokerError, LocalBroker, free_port
+from streams.kafka.broker_config import BrokerError, free_port
+from streams.kafka.local_broker import LocalBroker
 
 pytestmark = pytest.mark.integration  # never skipped: CI installs Java and Maven
 
@@ -143,7 +144,7 @@ def test_stop_from_another_process(broker: LocalBroker) -> None:
     pid = broker.status().pid
     assert pid is not None
     code = (
-        "import sys; from streams.broker import LocalBroker; "
+        "import sys; from streams.kafka.local_broker import LocalBroker; "
         "LocalBroker(int(sys.argv[1]), data_dir=sys.argv[2]).stop()"
     )
     subprocess.run(

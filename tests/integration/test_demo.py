@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams.broker import free_port
+from streams.kafka.broker_config import free_port
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -20,8 +20,8 @@ from evaluation.results import Scored
 from evaluation.run import compare_online, kafka_env
 from evaluation.systems import ScorerSystem, Texts
 from scoring import build_scorer
-from streams.broker import LocalBroker
-from streams.worker_process import worker_env
+from streams.kafka.local_broker import LocalBroker
+from streams.tools.worker_process import worker_env
 from tests.unit.evaluation.fixtures import generate, write_latest
 
 

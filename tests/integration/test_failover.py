@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from contracts import ActionEvent, Candidate, SearchEvent, encode
-from streams.broker import free_port
-from streams.simulation import catalog_items
-from streams.worker_process import WorkerProcess
+from streams.kafka.broker_config import free_port
+from streams.tools.simulation import catalog_items
+from streams.tools.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import results_for
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from contracts import RankedResult, SearchEvent, TrainingSample, encode
-from streams.broker import free_port
-from streams.simulation import catalog_items, shoppers
-from streams.traffic import Traffic, drive, wait_for_samples
-from streams.worker_process import WorkerProcess
+from streams.kafka.broker_config import free_port
+from streams.tools.simulation import catalog_items, shoppers
+from streams.tools.traffic import Traffic, drive, wait_for_samples
+from streams.tools.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import results_for
 

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import ActionEvent, Candidate, SearchEvent, encode
-from streams.simulation import catalog_items
+from streams.tools.simulation import catalog_items
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import results_for
 

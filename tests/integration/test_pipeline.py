@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from contracts import ActionEvent, Candidate, SearchEvent, encode
-from streams.simulation import catalog_items, department
+from streams.tools.simulation import catalog_items, department
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import results_for
 

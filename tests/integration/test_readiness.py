@@ -10,7 +10,7 @@ import urllib.error
 import pytest
 
 from contracts import ActionEvent, encode
-from streams.worker_process import WorkerProcess
+from streams.tools.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from contracts import (
 )
 from contracts.events import Action
 from state import sample_id
-from streams.simulation import catalog_items
+from streams.tools.simulation import catalog_items
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import collect, results_for
 

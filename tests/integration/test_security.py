@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from contracts import Candidate, Item, SearchEvent, encode
-from streams.broker import LocalBroker
+from streams.kafka.local_broker import LocalBroker
 from tests.integration.conftest import SASL_PASSWORD, SASL_USER, Deployment
 from tests.integration.helpers import results_for
 

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.deadletter import HEADER_PREFIX
-from streams.tail import TailOptions, tail
+from streams.kafka.deadletter import HEADER_PREFIX
+from streams.tools.tail import TailOptions, tail
 from tests.integration.conftest import Deployment
 
 pytestmark = pytest.mark.integration

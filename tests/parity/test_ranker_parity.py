@@ -30,8 +30,7 @@ from scoring.training.export_ranker import (
     export_cross,
     export_embed,
 )
-from scoring.training.parity import ParityError
-from scoring.training.train import (
+from scoring.training.fit import (
     Layout,
     cross_scorer,
     embed_scorer,
@@ -41,6 +40,7 @@ from scoring.training.train import (
     train_cross,
     train_embed,
 )
+from scoring.training.parity import ParityError
 
 pytestmark = pytest.mark.parity
 

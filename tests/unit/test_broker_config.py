@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from streams import broker as broker_mod
-from streams.broker import (
+from streams.kafka import broker_config as broker_mod
+from streams.kafka.broker_config import (
     BrokerError,
-    LocalBroker,
     broker_command,
     default_data_dir,
     default_jars_dir,
@@ -27,6 +26,7 @@ from streams.broker import (
     render_log4j_properties,
     render_server_properties,
 )
+from streams.kafka.local_broker import LocalBroker
 
 
 def parse_props(text: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import faust
 import pytest
 from pydantic import ValidationError
 
-from streams.kafka_security import client_options, faust_credentials
+from streams.kafka.connection import client_options, faust_credentials
 from streams.settings import Settings
 
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import Snapshot, TopicSensor, WorkerMetrics, inference_stages
+from streams.worker.metrics import Snapshot, TopicSensor, WorkerMetrics, inference_stages
 
 
 def samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

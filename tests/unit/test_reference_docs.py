@@ -6,8 +6,8 @@ from pathlib import Path
 
 from contracts import TopicNames
 from contracts.events import CONTRACTS
-from streams.reference_docs import stale
 from streams.settings import Settings
+from streams.tools.reference_docs import stale
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from contracts import TopicNames
-from streams.deadletter import HEADER_PREFIX
-from streams.tail import TailOptions, TailView
+from streams.kafka.deadletter import HEADER_PREFIX
+from streams.tools.tail import TailOptions, TailView
 
 T = TopicNames("t.")
 

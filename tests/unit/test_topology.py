@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from streams.kafka.topology import TopologyError, choose_partitions
 from streams.settings import Settings
-from streams.topology import TopologyError, choose_partitions
 
 
 def test_existing_input_topics_decide_and_ours_must_agree() -> None:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from scoring.base import ScoreRequest
-from scoring.training.bench import Fresh, capacity, sweep
+from streams.tools.scorer_bench import Fresh, capacity, sweep
 
 
 class SleepyScorer:

@@ -10,8 +10,10 @@ import pytest
 
 from contracts import ModelUpdate, decode, encode
 from scoring.base import MANIFEST_FILE, Manifest, ModelError, sha256_file
-from streams import trainer
-from streams.trainer import flat_metrics, parse_duration, parse_time, schedule, update_for
+from streams.durations import parse_duration, parse_time
+from streams.learning import rollout as trainer
+from streams.learning.rollout import flat_metrics, update_for
+from streams.learning.schedule import schedule
 
 
 @pytest.mark.parametrize(("text", "seconds"), [

@@ -16,7 +16,7 @@ from scoring.training import finetune as finetune_module
 from scoring.training.finetune import Plan, finetune
 from scoring.training.parity import ParityError
 from scoring.training.report import read_history, write_report
-from streams.simulation import catalog_items, shoppers
+from streams.tools.simulation import catalog_items, shoppers
 
 TEXTS = {i.item_id: i.text() for i in catalog_items()}
 TITLES = {i.item_id: i.title for i in catalog_items()}

@@ -10,8 +10,7 @@ import torch
 
 from scoring.features import FeatureSpec, Featurizer
 from scoring.training.data import TrainingList, synthetic_lists
-from scoring.training.models import EmbedHead, base_model_path
-from scoring.training.train import (
+from scoring.training.fit import (
     cross_scorer,
     embed_scorer,
     evaluate,
@@ -21,6 +20,7 @@ from scoring.training.train import (
     train_cross,
     train_embed,
 )
+from scoring.training.models import EmbedHead, base_model_path
 
 TRAIN = synthetic_lists(200, seed=11)
 HELD_OUT = synthetic_lists(60, seed=12)  # other users, other lists

@@ -68,7 +68,7 @@ class KafkaActionOffsets:
         self.topic = topic
         self.group_id = group_id
         self.bootstrap_servers = bootstrap_servers
-        self.options = client_options or {}  # security settings (streams/kafka_security.py)
+        self.options = client_options or {}  # security settings (streams/kafka/connection.py)
         self._admin: AIOKafkaAdminClient | None = None
 
     def end_offset(self, partition: int) -> int | None:

@@ -50,7 +50,7 @@ class KafkaSampleLog:
         client_options: dict[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self.options = client_options or {}  # security settings (streams/kafka_security.py)
+        self.options = client_options or {}  # security settings (streams/kafka/connection.py)
         self.topic = topic
         self.transactional_prefix = transactional_prefix
         self.lookback_ms = lookback_ms

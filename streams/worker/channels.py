@@ -1,6 +1,6 @@
 """Every topic the worker reads or writes through Faust, declared in one place.
 
-(Samples are written by streams/sample_log.py's transactional producers, not through Faust.)
+(Samples are written by streams/worker/sample_log.py's transactional producers, not through Faust.)
 
 Values travel as raw bytes: the agents decode them with contracts.decode so that anything
 malformed reaches the deadletter topic intact instead of failing inside Faust's serializer.

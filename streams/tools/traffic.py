@@ -1,6 +1,6 @@
 """Simulated shoppers against a running deployment: the learning loop's traffic.
 
-`streamrank simulate` (and the learning-loop integration test) drives streams/simulation.py's
+`streamrank simulate` (and the learning-loop integration test) drives streams/tools/simulation.py's
 shoppers through real topics: every shopper has one liked department (a stable, learnable
 preference), half of them arrive with a few earlier clicks, each round every shopper
 searches, reads the worker's RankedResult and clicks liked items near its top. The worker
@@ -28,8 +28,8 @@ from contracts import (
     decode,
     encode,
 )
-from streams.simulation import Shopper, catalog_items, liked_share, shoppers
-from streams.trainer import partitions_of
+from streams.kafka.topology import partitions_of
+from streams.tools.simulation import Shopper, catalog_items, liked_share, shoppers
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import DecodeError, Item, decode
 from state import CatalogStore
-from streams.topology import partition_counts
+from streams.kafka.topology import partition_counts
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from scoring import ModelRegistry
 from scoring.base import Scorer
 from scoring.batcher import MicroBatcher
 from scoring.serving import ScorerSlot
-from streams.kafka_security import client_options
+from streams.kafka.connection import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts import RankedResult, SearchEvent, decode, encode
-from streams.broker import broker_for_session
+from streams.kafka.local_broker import broker_for_session
 from streams.settings import Settings
-from streams.simulation import Shopper, catalog_items, department, liked_share, shoppers
-from streams.worker_process import WorkerProcess, worker_env
+from streams.tools.simulation import Shopper, catalog_items, department, liked_share, shoppers
+from streams.tools.worker_process import WorkerProcess, worker_env
 
 TITLES = {i.item_id: i.title for i in catalog_items()}
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts import ActionEvent, Candidate, Item, RankedResult, SearchEvent, decode, encode
-from streams.broker import broker_for_session
+from streams.kafka.local_broker import broker_for_session
 from streams.settings import Settings
-from streams.simulation import catalog_items
-from streams.worker_process import WorkerProcess, worker_env
+from streams.tools.simulation import catalog_items
+from streams.tools.worker_process import WorkerProcess, worker_env
 
 
 @dataclass

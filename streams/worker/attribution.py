@@ -9,7 +9,7 @@
 - A window closes no later than the actions that could still label it: `ActionGate` holds a
   tick back while the action partition has unread records older than the tick (after a
   restart, or under lag), so a replayed click is never lost to a window closed too early.
-- Exactly once (streams/sample_log.py): samples are committed in one Kafka transaction per
+- Exactly once (streams/worker/sample_log.py): samples are committed in one Kafka transaction per
   tick, then their impressions are removed from the changelogged table. Before a partition's
   first emission after it was (re)assigned, what was committed since the partition's
   checkpoint is read back and its impressions removed, so a crash between the commit and the
@@ -31,9 +31,9 @@ from aiokafka.errors import KafkaError
 
 from contracts import ActionEvent, RankedResult, SearchEvent
 from state import ImpressionStore
-from streams.action_gate import ActionGate
-from streams.sample_log import SampleLog
-from streams.search import now_ms
+from streams.worker.action_gate import ActionGate
+from streams.worker.sample_log import SampleLog
+from streams.worker.search import now_ms
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.kafka_security import client_options
+from streams.kafka.connection import client_options
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,12 @@ async def partition_counts(
     finally:
         await admin.close()
     return {name: existing[name] for name in names if name in existing}
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition ids of `topic`; [] when it does not exist (it is not created)."""
+    counts = await partition_counts(bootstrap, [topic])
+    return list(range(counts.get(topic, 0)))
 
 
 async def prepare(settings: Settings) -> Settings:

@@ -22,9 +22,9 @@ from typing import Any, TextIO
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, TopicNames, decode
-from streams.deadletter import HEADER_PREFIX
-from streams.kafka_security import client_options
-from streams.topology import partition_counts
+from streams.kafka.connection import client_options
+from streams.kafka.deadletter import HEADER_PREFIX
+from streams.kafka.topology import partition_counts
 
 log = logging.getLogger(__name__)
 

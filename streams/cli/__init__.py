@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from streams import train_cli
+from streams.cli import train as train_cli
 from streams.settings import Settings
 
 # Development data lives beside the clone, never in it.
@@ -106,11 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "model":
         return model_command(settings, args.action, args.kind, args.cascade_k)
     if args.command == "demo":
-        from streams.demo import run_demo
+        from streams.tools.demo import run_demo
 
         return run_demo(settings, users=args.users, rounds=args.rounds, port=args.port)
     if args.command == "bench" and args.what == "scorer":
-        from scoring.training import bench as scorer_bench  # torch: only on this path
+        from streams.tools import scorer_bench as scorer_bench  # torch: only on this path
 
         report = scorer_bench.run(
             settings.models_dir, kinds=args.kinds.split(","), backends=args.backends.split(","),
@@ -125,18 +125,18 @@ def main(argv: list[str] | None = None) -> int:
             scorer_bench.write(report, args.out)
         return 0
     if args.command == "bench":
-        from streams.bench import run_pipeline_bench
+        from streams.tools.pipeline_bench import run_pipeline_bench
 
         return run_pipeline_bench(
             settings, port=args.port, products=args.products, items=args.items,
             users=args.users, searches=args.searches, candidates=args.candidates, out=args.out,
         )
     if args.command == "tail":
-        from streams.tail import run_tail
+        from streams.tools.tail import run_tail
 
         return run_tail(settings, args)
     if args.command == "topics":
-        from streams.topology import prepare_sync
+        from streams.kafka.topology import prepare_sync
 
         prepared = prepare_sync(settings)
         for role, name in prepared.topics.all().items():
@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"partitions {prepared.partitions}, catalog {prepared.catalog_partitions}")
         return 0
     if args.command == "docs":
-        from streams import reference_docs
+        from streams.tools import reference_docs
 
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         if args.check:
             stale_docs = reference_docs.stale(root)
             for path in stale_docs:
@@ -216,8 +216,8 @@ def run_worker(settings: Settings) -> int:
 
     from scoring import build_scorer
     from scoring.serving import ScorerSlot
-    from streams.app import StreamrankApp
-    from streams.topology import prepare_sync
+    from streams.kafka.topology import prepare_sync
+    from streams.worker.app import StreamrankApp
 
     log.info("settings: %s", settings.masked())
     ensure_model(settings)
@@ -234,7 +234,7 @@ def run_worker(settings: Settings) -> int:
 
 
 def kafka_command(action: str, port: int, data_dir: Path | None) -> int:
-    from streams.broker import LocalBroker
+    from streams.kafka.local_broker import LocalBroker
 
     broker = LocalBroker(port=port, data_dir=data_dir)
     if action == "up":
@@ -252,4 +252,4 @@ def kafka_command(action: str, port: int, data_dir: Path | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main())  # pragma: no cover

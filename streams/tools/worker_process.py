@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from streams.broker import free_port
+from streams.kafka.broker_config import free_port
 
 
 def worker_env(

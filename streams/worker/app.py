@@ -17,17 +17,23 @@ from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent,
 from scoring.serving import ScorerSlot
 from state import CatalogStore, ImpressionStore, SequenceStore
 from state.kv import MemoryKV, RocksKV
-from streams.action_gate import ActionGate, KafkaActionOffsets
-from streams.attribution import Attribution
-from streams.catalog_replica import CatalogReplica
-from streams.deadletter import DeadLetters
-from streams.kafka_security import client_options, faust_credentials
-from streams.metrics import CONTENT_TYPE, Snapshot, TopicSensor, WorkerMetrics, inference_stages
-from streams.sample_log import KafkaSampleLog, SampleLog
-from streams.scoring_service import ScoringService
-from streams.search import SearchHandler, now_ms
+from streams.kafka.connection import client_options, faust_credentials
+from streams.kafka.deadletter import DeadLetters
 from streams.settings import Settings
-from streams.topics import Topics
+from streams.worker.action_gate import ActionGate, KafkaActionOffsets
+from streams.worker.attribution import Attribution
+from streams.worker.catalog_replica import CatalogReplica
+from streams.worker.channels import Topics
+from streams.worker.metrics import (
+    CONTENT_TYPE,
+    Snapshot,
+    TopicSensor,
+    WorkerMetrics,
+    inference_stages,
+)
+from streams.worker.sample_log import KafkaSampleLog, SampleLog
+from streams.worker.scoring_service import ScoringService
+from streams.worker.search import SearchHandler, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +84,7 @@ class StreamrankApp:
             help="per-user rolling action sequence, newest first",
         )
         # Every worker needs every item's text, whatever partitions it owns: a replica of
-        # the whole catalog topic in local state (streams/catalog_replica.py says why not a
+        # the whole catalog topic in local state (streams/worker/catalog_replica.py says why not a
         # GlobalTable).
         items_kv, offsets_kv = self._catalog_stores(settings, store)
         self.impression_table = self.app.Table(
@@ -190,7 +196,7 @@ class StreamrankApp:
             else:
                 applied = self.sequences.append(action)
                 self.attribution.on_action(action, message.partition)
-            # Read: windows of this partition may close past it (streams/action_gate.py).
+            # Read: windows of this partition may close past it (streams/worker/action_gate.py).
             self.attribution.gate.processed(
                 message.partition, message.offset, int(message.timestamp * 1000)
             )
@@ -226,7 +232,7 @@ class StreamrankApp:
             yield result
 
     async def _ticks(self, stream: Any) -> AsyncIterator[int]:
-        # One tick per partition per interval (streams/attribution.py): table writes for a
+        # One tick per partition per interval (streams/worker/attribution.py): table writes for a
         # partition happen here, while one of its events is processed.
         async for event in stream.events():
             yield await self.attribution.on_tick(event.message.partition, event.value)
@@ -266,7 +272,7 @@ class StreamrankApp:
         )
 
     def _snapshot(self) -> Snapshot:
-        """The live figures Prometheus reads at each scrape (see streams/metrics.py)."""
+        """The live figures Prometheus reads at each scrape (see streams/worker/metrics.py)."""
         scorer = self.slot.current
         now = time.monotonic()
         # Counting keys walks the local RocksDB: at most every 30 s, however often scraped.

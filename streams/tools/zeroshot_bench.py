@@ -1,6 +1,6 @@
 """Measure the zero-shot scorer: encoder throughput and per-search latency, warm and cold.
 
-    python -m scoring.bench_zeroshot --models-dir ~/.cache/streamrank/models
+    python -m streams.tools.zeroshot_bench --models-dir ~/.cache/streamrank/models
 
 Uses an already exported model (no torch here); the export time is read from its manifest.
 Texts are synthetic product titles of about 20 tokens, generated from a fixed seed.
@@ -181,7 +181,9 @@ def _fmt(p50: float, p99: float, mean: float, encodes: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scoring.bench_zeroshot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.tools.zeroshot_bench", description=__doc__
+    )
     parser.add_argument("--models-dir", required=True, help="folder holding zeroshot-minilm/")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--threads", type=int, default=None)

@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
 def register_simulate(sub: Any) -> None:
     p = sub.add_parser(
         "simulate", help="simulated shoppers with stable preferences against running workers",
-        description="streams/traffic.py; configure the deployment with STREAMRANK_* variables",
+        description="streams/tools/traffic.py; STREAMRANK_* variables configure the deployment",
     )
     p.add_argument("--users", type=int, default=100)
     p.add_argument("--rounds", type=int, default=10)
@@ -78,7 +78,7 @@ def register_simulate(sub: Any) -> None:
 
 
 def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.traffic import drive, wait_for_samples
+    from streams.tools.traffic import drive, wait_for_samples
 
     def show(rnd: int, traffic: Any) -> None:
         print(f"round {rnd}: {len(traffic.results)} results so far", flush=True)
@@ -107,7 +107,7 @@ def champion_path(settings: Settings, registry: ModelRegistry, wanted: str | Non
     """The version to beat: `wanted`, else what the models topic says workers serve, else
     what a worker would start with."""
     from scoring import ZEROSHOT_MODEL, ModelError
-    from streams.trainer import current_update
+    from streams.learning.rollout import current_update
 
     if wanted:
         return registry.find(wanted)
@@ -127,7 +127,8 @@ def champion_path(settings: Settings, registry: ModelRegistry, wanted: str | Non
 
 def _samples(args: argparse.Namespace, settings: Settings) -> list[Any]:
     from scoring.training.samples import read_samples_file, write_samples_file
-    from streams.trainer import parse_time, read_samples
+    from streams.durations import parse_time
+    from streams.learning.samples_reader import read_samples
 
     if args.samples is not None:
         samples = read_samples_file(args.samples)
@@ -148,7 +149,7 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
     from scoring import ModelRegistry
     from scoring.training.finetune import Plan, finetune
     from scoring.training.report import write_report
-    from streams.trainer import publish_update, update_for
+    from streams.learning.rollout import publish_update, update_for
 
     registry = ModelRegistry(settings.models_dir)
     samples = _samples(args, settings)
@@ -181,7 +182,8 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.trainer import parse_duration, schedule
+    from streams.durations import parse_duration
+    from streams.learning.schedule import schedule
 
     if args.every is None:
         return train_once(args, settings)
@@ -198,7 +200,7 @@ def rollback_command(settings: Settings, version: str | None) -> int:
     if not version:
         print("model rollback needs a VERSION (see `streamrank model list`)", file=sys.stderr)
         return 2
-    from streams.trainer import rollback
+    from streams.learning.rollout import rollback
 
     update = asyncio.run(rollback(settings.bootstrap_servers, settings.topics.models,
                                   settings.models_dir, version, settings.replication_factor))
