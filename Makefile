@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: venv demo test lint typecheck unit integration kafka-up kafka-down schemas clean
+.PHONY: venv demo test lint typecheck unit functional model integration kafka-up kafka-down schemas clean
 
 # The venv is (re)built when the pins change; every package version comes from constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
@@ -28,8 +28,15 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Tests by cost (tests/conftest.py marks each by its folder); `make test` runs them all.
 unit: venv
-	$(BIN)/pytest -ra tests/unit
+	$(BIN)/pytest -ra -m unit
+
+functional: venv
+	$(BIN)/pytest -ra -m functional
+
+model: venv
+	$(BIN)/pytest -ra -m model
 
 integration: venv
 	$(BIN)/pytest -ra -m integration

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -192,31 +191,13 @@ def model_command(settings: Settings, action: str, kind: str, cascade_k: int) ->
     return 0
 
 
-def ensure_model(settings: Settings) -> None:
-    """Make sure the configured model exists before a worker starts. The zero-shot baseline is
-    exported on first use (in a child process, so the worker itself never imports torch); a
-    learned kind must have been trained or exported on purpose."""
-    from scoring import ZEROSHOT_MODEL, ModelError, ModelRegistry
-
-    if settings.scorer == "zeroshot":
-        if not (settings.models_dir / ZEROSHOT_MODEL / "manifest.json").is_file():
-            log.info("zero-shot model missing in %s: exporting it (once)", settings.models_dir)
-            subprocess.run([sys.executable, "-m", "streams.cli", "model", "export"], check=True)
-        return
-    registry = ModelRegistry(settings.models_dir)
-    if settings.model_version is None and registry.latest(settings.scorer) is None:
-        raise ModelError(
-            f"no {settings.scorer} model in {settings.models_dir}: train one, or export an "
-            f"untrained base with `streamrank model export --kind {settings.scorer}`"
-        )
-
-
 def run_worker(settings: Settings) -> int:
     import faust
 
     from scoring import build_scorer
     from scoring.serving import ScorerSlot
     from streams.kafka.topology import prepare_sync
+    from streams.tools.model_setup import ensure_model
     from streams.worker.app import StreamrankApp
 
     log.info("settings: %s", settings.masked())

@@ -173,7 +173,7 @@ async def _delete_topics(bootstrap: str, names: list[str], app_id: str) -> None:
 
 
 def run_demo(settings: Settings, *, users: int, rounds: int, port: int) -> int:
-    from streams.cli import ensure_model
+    from streams.tools.model_setup import ensure_model
 
     ensure_model(settings)
     with (

@@ -215,7 +215,7 @@ def run_pipeline_bench(
     settings: Settings, *, port: int, products: Path, items: int, users: int, searches: int,
     candidates: int, out: Path | None,
 ) -> int:
-    from streams.cli import ensure_model
+    from streams.tools.model_setup import ensure_model
 
     ensure_model(settings)
     with (

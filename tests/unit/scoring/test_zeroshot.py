@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from scoring import ModelError, OnnxEncoder, Scorer, ScoreRequest, ZeroShotScorer, build_scorer
+from scoring import ModelError, Scorer, ScoreRequest, ZeroShotScorer, build_scorer
 
 
 class FakeEncoder:
@@ -63,11 +63,6 @@ OTHERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def encoder(encoder_dir: Path) -> OnnxEncoder:
-    return OnnxEncoder(encoder_dir, device="cpu")
-
-
 def _ranks(scores: list[float], ids: list[str], wanted: set[str]) -> list[int]:
     order = sorted(range(len(scores)), key=lambda j: -scores[j])
     return [pos for pos, j in enumerate(order) if ids[j] in wanted]
@@ -96,22 +91,6 @@ def test_no_history_is_plain_cosine(fake_encoder: FakeEncoder) -> None:
     got = scorer.score([ScoreRequest("red", [], cands)])[0]
     vecs = FakeEncoder().encode(["red", "red shoes", "blue kettle"])
     assert got == pytest.approx([float(vecs[1] @ vecs[0]), float(vecs[2] @ vecs[0])], abs=1e-6)
-
-
-def test_history_lifts_matching_items(encoder: OnnxEncoder) -> None:
-    scorer = ZeroShotScorer(encoder)
-    cands = OTHERS[:4] + SHOES + OTHERS[4:]
-    ids = [c[0] for c in cands]
-    shoe_ids = {c[0] for c in SHOES}
-    history = ["running shoes", "Nike Pegasus trail runner", "marathon training sneakers"]
-    plain, personal = scorer.score(
-        [ScoreRequest("gift", [], cands), ScoreRequest("gift", history, cands)]
-    )
-    plain_ranks = _ranks(plain, ids, shoe_ids)
-    personal_ranks = _ranks(personal, ids, shoe_ids)
-    assert sum(personal_ranks) < sum(plain_ranks)
-    assert all(p <= q for p, q in zip(sorted(personal_ranks), sorted(plain_ranks), strict=True))
-    assert personal_ranks[0] == 0  # with that history a shoe leads the list
 
 
 def test_known_items_are_never_reencoded(fake_encoder: FakeEncoder) -> None:
@@ -150,21 +129,6 @@ def test_unknown_items_get_finite_scores_below_known(fake_encoder: FakeEncoder) 
     assert all(math.isfinite(s) for s in only_unknown) and only_unknown[0] > only_unknown[1]
 
 
-def test_batch_equals_per_request_results(encoder: OnnxEncoder) -> None:
-    requests = [
-        ScoreRequest("gift", [], OTHERS),
-        ScoreRequest("running shoes", ["trail run"], SHOES + OTHERS[:2]),
-        ScoreRequest("knife", ["kitchen", "cooking pan", ""], [*OTHERS[1:3], ("u", "")]),
-    ]
-    batched_scorer = ZeroShotScorer(encoder)
-    batched = batched_scorer.score(requests)
-    assert batched_scorer.encode_calls == 1  # all misses of all requests in one call
-    single_scorer = ZeroShotScorer(encoder)
-    single = [single_scorer.score([r])[0] for r in requests]
-    for b, s in zip(batched, single, strict=True):
-        np.testing.assert_allclose(b, s, atol=1e-5)
-
-
 def test_small_cache_still_scores_every_item(fake_encoder: FakeEncoder) -> None:
     scorer = ZeroShotScorer(fake_encoder, cache_size=2, text_cache_size=1)
     cands = [(str(i), f"item number {i}") for i in range(6)]
@@ -186,12 +150,3 @@ def test_build_scorer_needs_an_exported_model(tmp_path: Path) -> None:
         build_scorer("zeroshot", tmp_path)
     with pytest.raises(ValueError, match="unknown scorer"):
         build_scorer("nope", tmp_path)
-
-
-def test_build_scorer_zeroshot(models_dir: Path) -> None:
-    scorer = build_scorer("zeroshot", models_dir, device="cpu", threads=1, history_weight=0.5)
-    assert scorer.name == "zeroshot"
-    assert scorer.version.startswith("zeroshot-minilm-")
-    assert scorer.provider == "CPUExecutionProvider"
-    with pytest.raises(ValueError, match="unknown options"):
-        build_scorer("zeroshot", models_dir, colour="red")

@@ -11,8 +11,6 @@ import pytest
 
 from scoring import Manifest, ModelError, OnnxEncoder
 
-pytestmark = pytest.mark.parity
-
 # Not the export's probe set: the gate must hold on texts it was not tuned on.
 NEW_TEXTS = [
     "",

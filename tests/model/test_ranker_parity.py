@@ -42,8 +42,6 @@ from scoring.training.fit import (
 )
 from scoring.training.parity import ParityError
 
-pytestmark = pytest.mark.parity
-
 Floats = npt.NDArray[np.float32]
 TRAIN = synthetic_lists(300, seed=101)
 # Not the export's probe lists: the gates must hold on lists they were not tuned on.

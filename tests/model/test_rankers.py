@@ -31,7 +31,8 @@ from scoring.session import (
     providers_for,
     unknown_last,
 )
-from tests.unit.scoring.conftest import FakeScorer, clone_version, flip_byte
+from tests.model.conftest import clone_version, flip_byte
+from tests.unit.scoring.conftest import FakeScorer
 
 # The first test here may carry the session's exports (zero-shot, embed, cross, cascade).
 pytestmark = pytest.mark.timeout(900)
