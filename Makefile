@@ -21,8 +21,12 @@ demo: venv
 test: venv lint typecheck
 	$(BIN)/pytest -ra
 
+# The rules that matter (docs/architecture.md): ruff incl. the aiokafka ban outside the
+# connection factory, the import layers (pyproject [tool.importlinter]), module size.
 lint: venv
-	$(BIN)/ruff check contracts state scoring streams evaluation tests
+	$(BIN)/ruff check contracts state scoring streams evaluation tests scripts
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python scripts/module_size.py
 	$(BIN)/streamrank schemas --check
 
 typecheck: venv
