@@ -1,1 +1,15 @@
-"""The client library: publish events with the right keys, request a ranking and await it."""
+"""The client library: publish events with the right keys, request a ranking and await it.
+
+`RankingClient` (async) and `SyncRankingClient` (a background loop for code without one)
+connect through streams.kafka.connection.KafkaClients, so they use the deployment's security
+settings. `rank(search, deadline_s)` never leaves a site waiting: past the deadline it answers
+in the site's order (a degraded `ClientFallback` with its reason).
+"""
+
+from streams.client.fallback import CLIENT_TIMEOUT, PUBLISH_FAILED, ClientFallback, site_order
+from streams.client.pending import Pending, Reply
+from streams.client.ranking_client import RankingClient
+from streams.client.sync_client import SyncRankingClient
+
+__all__ = ["CLIENT_TIMEOUT", "PUBLISH_FAILED", "ClientFallback", "Pending", "RankingClient",
+           "Reply", "SyncRankingClient", "site_order"]
