@@ -1,27 +1,75 @@
-"""Worker configuration: environment variables prefixed STREAMRANK_, read once at the entry point.
+"""Configuration: built once at the entry point from, highest precedence first,
 
-Each field is documented because docs/configuration.md and the README table come from here.
+1. environment variables prefixed STREAMRANK_ (e.g. STREAMRANK_PARTITIONS=8),
+2. a secrets directory (STREAMRANK_SECRETS_DIR): one file per setting, named like the variable
+   (STREAMRANK_SASL_PASSWORD), holding its value, as Docker and Kubernetes mount secrets,
+3. a TOML file: STREAMRANK_CONFIG_FILE (or `streamrank --config FILE`), else ./streamrank.toml
+   when present; top-level keys are the setting names (`partitions = 8`),
+4. the defaults below.
+
+Each field is documented because docs/configuration.md comes from here (`streamrank docs`).
 """
 
 from __future__ import annotations
 
+import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from contracts import MAX_PAYLOAD_BYTES, TopicNames
+from scoring.kinds import ModelKind
+
+ENV_PREFIX = "STREAMRANK_"
+CONFIG_FILE_VAR = f"{ENV_PREFIX}CONFIG_FILE"
+SECRETS_DIR_VAR = f"{ENV_PREFIX}SECRETS_DIR"
+# Read when present and no file is named: the working directory's, like most tools' own file.
+DEFAULT_CONFIG_FILE = Path("streamrank.toml")
+CONFIG_DOCS = "docs/configuration.md"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used, as one line naming where it came from."""
 
 
 def _cache_home() -> Path:
-    import os
-
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamrank"
 
 
+def config_file(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The TOML file settings are read from: the one named, else ./streamrank.toml if present."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_FILE_VAR)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingsError(f"{CONFIG_FILE_VAR}={named}: no such file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def secrets_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    named = env.get(SECRETS_DIR_VAR)
+    if not named:
+        return None
+    if not Path(named).is_dir():
+        raise SettingsError(f"{SECRETS_DIR_VAR}={named}: no such directory")
+    return Path(named)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STREAMRANK_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma separated"
@@ -52,10 +100,11 @@ class Settings(BaseSettings):
     )
     models_dir: Path = Field(
         default_factory=lambda: _cache_home() / "models",
-        description="model registry folder (exported ONNX models)",
+        description="model registry folder (exported ONNX models); default: "
+        "`$XDG_CACHE_HOME/streamrank/models`, else `~/.cache/streamrank/models`",
     )
-    scorer: Literal["zeroshot", "embed", "cross", "cascade"] = Field(
-        default="zeroshot",
+    scorer: ModelKind = Field(
+        default=ModelKind.ZEROSHOT,
         description="which kind of model serves at start (a ModelUpdate may switch it)",
     )
     model_version: str | None = Field(
@@ -134,12 +183,39 @@ class Settings(BaseSettings):
     )
     web_host: str = Field(default="127.0.0.1", description="worker HTTP interface")
     web_port: int = Field(default=6066, ge=0, le=65535, description="worker HTTP port")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="least severe log messages shown, for every command"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructor arguments, then env, then the secrets directory, then the TOML file
+        (no .env file: one place fewer to look)."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets = secrets_dir()
+        if secrets is not None:
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets,
+                                                 env_prefix=ENV_PREFIX))
+        toml = config_file()
+        if toml is not None:
+            sources.append(_toml_source(settings_cls, toml))
+        return tuple(sources)
 
     @model_validator(mode="after")
     def _ttl_covers_window(self) -> Settings:
         if self.impression_ttl_s < self.attribution_window_s:
-            raise ValueError("impression_ttl_s must be at least attribution_window_s")
+            raise ValueError(
+                f"impression_ttl_s must be at least attribution_window_s "
+                f"({ENV_PREFIX}IMPRESSION_TTL_S {self.impression_ttl_s:g} < "
+                f"{ENV_PREFIX}ATTRIBUTION_WINDOW_S {self.attribution_window_s:g})"
+            )
         return self
 
     @model_validator(mode="after")
@@ -147,7 +223,10 @@ class Settings(BaseSettings):
         if self.security_protocol.startswith("SASL") and not (
             self.sasl_username and self.sasl_password
         ):
-            raise ValueError(f"{self.security_protocol} needs sasl_username and sasl_password")
+            raise ValueError(
+                f"{self.security_protocol} needs sasl_username and sasl_password "
+                f"({ENV_PREFIX}SASL_USERNAME, {ENV_PREFIX}SASL_PASSWORD)"
+            )
         return self
 
     def masked(self) -> dict[str, object]:
@@ -171,3 +250,50 @@ class Settings(BaseSettings):
         """The worker's internal topic of attribution ticks (one consumer group's, like its
         changelogs, hence named after the app id)."""
         return f"{self.app_id}-attribution-ticks"
+
+
+def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    try:
+        source = TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(source.toml_data) - set(settings_cls.model_fields))
+    if unknown:
+        # extra="ignore" suits the environment (other STREAMRANK_ variables), not a file
+        # written for streamrank: a misspelt key would otherwise be silently unused.
+        raise SettingsError(f"{path}: unknown setting {', '.join(map(repr, unknown))} "
+                            f"(the settings are listed in {CONFIG_DOCS})")
+    return source
+
+
+def _where(field: str, value: object, environ: Mapping[str, str]) -> str:
+    """Where a setting's bad value came from, as a user would look for it (secret values are
+    never repeated)."""
+    var = f"{ENV_PREFIX}{field.upper()}"
+    annotation = Settings.model_fields[field].annotation if field in Settings.model_fields else None
+    shown = "" if annotation in (SecretStr, SecretStr | None) else repr(value)
+    if any(name.upper() == var for name in environ):
+        return f"{var}={shown}" if shown else var
+    secrets = secrets_dir(environ)
+    if secrets is not None and SecretsSettingsSource.find_case_path(secrets, var, False):
+        return f"{var} (the file in {secrets})"
+    toml = config_file(environ)
+    if toml is not None:
+        return f"{toml}: {field} = {shown}" if shown else f"{toml}: {field}"
+    return var
+
+
+def load_settings() -> Settings:
+    """The settings, or SettingsError: one line naming each bad value's variable (or file and
+    key) and what is wrong with it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["loc"]:
+                where = _where(str(error["loc"][0]), error.get("input"), os.environ)
+                message = f"{where}: {message}"
+            problems.append(message)
+        raise SettingsError("; ".join(problems)) from None

@@ -1,10 +1,10 @@
-"""`streamrank train` and `streamrank model rollback`: flags, and one run from samples to rollout.
+"""`streamrank train`: flags, and one run from samples to rollout.
 
 A run: read samples (the samples topic, or a JSONL file) → find the champion (the model the
 last ModelUpdate announced, else the worker's configured one) → scoring.training.finetune →
 publish a ModelUpdate if the challenger was promoted and installed → write the report.
-Imports stay inside the functions: building the CLI parser must not load onnxruntime, Kafka
-clients or torch (torch only once a training run starts).
+Kafka, ONNX Runtime and torch are imported inside the functions: building the CLI parser loads
+none of them (torch only once a training run starts).
 """
 
 from __future__ import annotations
@@ -17,90 +17,77 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streams.settings import Settings
+from scoring.kinds import TRAINABLE_KINDS, ModelKind, kind_names
+from streams.cli.options import duration, existing_path, time_text
 
 if TYPE_CHECKING:
     from scoring import ModelRegistry
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = """\
+Fine-tune a challenger model on the training samples the workers captured (what users were
+shown and what they then did), compare it with the model being served on the most recent
+samples it did not train on, and if it clearly wins, install it and announce it on the models
+topic: every worker then swaps to it. Writes a report with figures and plots either way.
+docs/training.md explains the data, the promotion rule, the report and rollback."""
 
-def register(sub: Any) -> None:
-    """Add the `train` sub-command to the CLI's sub-parsers."""
-    p = sub.add_parser(
-        "train", help="fine-tune a challenger on captured samples; promote it if it wins",
-        description="docs/training.md: data, promotion rule, report, schedule, rollback",
-    )
+
+def add_parser(sub: Any) -> None:
+    """Add the `train` command to the CLI's sub-parsers."""
+    p = sub.add_parser("train", help="learn from captured samples; promote the model if it wins",
+                       description=DESCRIPTION)
     src = p.add_argument_group("samples (default: the whole samples topic)")
-    src.add_argument("--samples", type=Path, help="a JSONL file of TrainingSamples instead")
-    src.add_argument("--since", help="from this time: epoch ms, ISO 8601, or a duration ago (24h)")
-    src.add_argument("--until", help="up to this time (same forms)")
+    src.add_argument("--samples", type=existing_path, metavar="FILE",
+                     help="a JSONL file of TrainingSamples instead of the topic")
+    src.add_argument("--since", type=time_text, metavar="TIME",
+                     help="from this time: epoch ms, ISO 8601, or a duration ago (24h)")
+    src.add_argument("--until", type=time_text, metavar="TIME", help="up to this time (same forms)")
     src.add_argument("--from-offset", type=int, help="from this offset in every partition")
-    src.add_argument("--save-samples", type=Path, help="also write the samples read to JSONL")
-    p.add_argument("--champion", help="version to beat (default: the current ModelUpdate, "
-                   "else STREAMRANK_SCORER / STREAMRANK_MODEL_VERSION)")
-    p.add_argument("--init", help="start from this version instead of the champion/base")
-    p.add_argument("--kind", choices=["embed", "cross"], default="embed")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--lists-per-step", type=int, default=16)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--train-encoder", action="store_true", help="embed: tune the encoder too")
-    p.add_argument("--holdout", type=float, default=0.2, help="most recent share held out")
-    p.add_argument("--min-train-lists", type=int, default=20)
-    p.add_argument("--min-holdout-lists", type=int, default=10)
-    p.add_argument("--rule", choices=["significant", "always"], default="significant",
-                   help="significant: the paired 95%% interval of the NDCG@10 gain lies above "
-                   "--min-gain; always: promote whatever the figures (they are still reported)")
-    p.add_argument("--min-gain", type=float, default=0.0)
-    p.add_argument("--plain", action="store_true",
-                   help="decide on plain NDCG@10 instead of the position-aware (IPS) one")
-    p.add_argument("--bootstrap-rounds", type=int, default=1000)
-    p.add_argument("--no-publish", action="store_true", help="install, but publish no update")
-    p.add_argument("--report-dir", type=Path, default=Path("var/training"))
-    p.add_argument("--every", help="run again every DURATION (30m, 6h, 1d) until stopped")
+    src.add_argument("--save-samples", type=Path, metavar="FILE",
+                     help="also write the samples read to this JSONL file")
+    model = p.add_argument_group("model")
+    model.add_argument("--kind", choices=kind_names(TRAINABLE_KINDS),
+                       default=ModelKind.EMBED.value, help="which ranker to train")
+    model.add_argument("--champion", metavar="VERSION",
+                       help="version to beat (default: the version workers were last told to "
+                            "serve, else STREAMRANK_MODEL_VERSION, else the newest of "
+                            "STREAMRANK_SCORER)")
+    model.add_argument("--init", metavar="VERSION",
+                       help="start from this version instead of the champion or the base")
+    model.add_argument("--steps", type=int, default=300, help="optimizer steps")
+    model.add_argument("--lists-per-step", type=int, default=16, help="ranked lists per step")
+    model.add_argument("--lr", type=float, default=None,
+                       help="learning rate (default: the kind's own)")
+    model.add_argument("--seed", type=int, default=0, help="seed of sampling and initialization")
+    model.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                       help="where torch trains")
+    model.add_argument("--train-encoder", action="store_true",
+                       help="embed: tune the text encoder too, not only the head")
+    duel = p.add_argument_group("promotion")
+    duel.add_argument("--holdout", type=float, default=0.2,
+                      help="share of the most recent lists held out for the comparison")
+    duel.add_argument("--min-train-lists", type=int, default=20,
+                      help="fewer lists to train on: no run")
+    duel.add_argument("--min-holdout-lists", type=int, default=10,
+                      help="fewer held-out lists: no run")
+    duel.add_argument("--rule", choices=["significant", "always"], default="significant",
+                      help="significant: promote when the 95%% interval of the NDCG@10 gain "
+                           "lies above --min-gain; always: promote whatever the figures (they "
+                           "are still reported)")
+    duel.add_argument("--min-gain", type=float, default=0.0, help="NDCG@10 gain to require")
+    duel.add_argument("--plain", action="store_true",
+                      help="decide on plain NDCG@10 instead of the position-aware (IPS) one")
+    duel.add_argument("--bootstrap-rounds", type=int, default=1000,
+                      help="resamples for the 95%% intervals")
+    duel.add_argument("--no-publish", action="store_true",
+                      help="install a winner in the registry, but announce nothing")
+    p.add_argument("--report-dir", type=Path, default=Path("var/training"), metavar="FOLDER",
+                   help="reports go to a dated folder inside")
+    p.add_argument("--every", type=duration, default=None, metavar="DURATION",
+                   help="run again every DURATION (30m, 6h, 1d) until stopped")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def register_simulate(sub: Any) -> None:
-    p = sub.add_parser(
-        "simulate", help="simulated shoppers with stable preferences against running workers",
-        description="streams/tools/traffic.py; STREAMRANK_* variables configure the deployment",
-    )
-    p.add_argument("--users", type=int, default=100)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--prefix", default="sim", help="user ids are PREFIX-N")
-    p.add_argument("--settle-s", type=float, default=1.0, help="pause after each round")
-    p.add_argument("--wait-samples", type=float, default=0.0, metavar="SECONDS",
-                   help="then wait up to this long for every search's samples")
-
-
-def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.tools.traffic import drive, wait_for_samples
-
-    def show(rnd: int, traffic: Any) -> None:
-        print(f"round {rnd}: {len(traffic.results)} results so far", flush=True)
-
-    traffic = asyncio.run(drive(
-        settings.bootstrap_servers, settings.topics, users=args.users, rounds=args.rounds,
-        seed=args.seed, prefix=args.prefix, settle_s=args.settle_s, on_round=show,
-    ))
-    print(traffic.summary())
-    if args.wait_samples > 0:
-        samples = asyncio.run(wait_for_samples(
-            settings.bootstrap_servers, settings.topics.samples, set(traffic.searches),
-            timeout_s=args.wait_samples,
-        ))
-        print(f"{len(samples)} samples captured for {len(traffic.searches)} searches")
-    return 0
-
-
-def register_rollback(model_parser: argparse.ArgumentParser) -> None:
-    model_parser.add_argument(
-        "version", nargs="?", help="rollback: the registry version to serve again"
-    )
 
 
 def champion_path(settings: Settings, registry: ModelRegistry, wanted: str | None) -> Path:
@@ -117,7 +104,7 @@ def champion_path(settings: Settings, registry: ModelRegistry, wanted: str | Non
         return uri if uri.is_dir() else registry.find(update.version)
     if settings.model_version:
         return registry.resolve(settings.model_version)
-    if settings.scorer == "zeroshot":
+    if settings.scorer is ModelKind.ZEROSHOT:
         return settings.models_dir / ZEROSHOT_MODEL
     latest = registry.latest(settings.scorer)
     if latest is None:
@@ -181,32 +168,18 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.durations import parse_duration
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.durations import format_duration
     from streams.learning.schedule import schedule
 
     if args.every is None:
         return train_once(args, settings)
-    every = parse_duration(args.every)
-    print(f"training every {args.every}; Ctrl-C stops", flush=True)
+    print(f"training every {format_duration(args.every)}; Ctrl-C stops", flush=True)
     try:
-        schedule(every, lambda: train_once(args, settings))
+        schedule(args.every, lambda: train_once(args, settings))
     except KeyboardInterrupt:
         print("stopped")
     return 0
 
 
-def rollback_command(settings: Settings, version: str | None) -> int:
-    if not version:
-        print("model rollback needs a VERSION (see `streamrank model list`)", file=sys.stderr)
-        return 2
-    from streams.learning.rollout import rollback
-
-    update = asyncio.run(rollback(settings.bootstrap_servers, settings.topics.models,
-                                  settings.models_dir, version, settings.replication_factor))
-    print(f"published ModelUpdate {update.version} ({update.uri}) on {settings.topics.models}")
-    return 0
-
-
-__all__ = ["champion_path", "register", "register_rollback", "register_simulate",
-           "rollback_command", "run_simulate", "run_train", "train_once"]
+__all__ = ["add_parser", "champion_path", "run", "train_once"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import subprocess
 import sys
 
+from scoring.kinds import ModelKind
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -17,8 +19,15 @@ def ensure_model(settings: Settings) -> None:
     learned kind must have been trained or exported on purpose."""
     from scoring import ZEROSHOT_MODEL, ModelError, ModelRegistry
 
-    if settings.scorer == "zeroshot":
+    if settings.scorer is ModelKind.ZEROSHOT:
         if not (settings.models_dir / ZEROSHOT_MODEL / "manifest.json").is_file():
+            if importlib.util.find_spec("torch") is None:
+                # The runtime image has no torch: its model was exported at build time.
+                raise ModelError(
+                    f"no zero-shot model in {settings.models_dir}, and exporting one needs the "
+                    f"train extra (pip install 'streamrank[train]'; then `streamrank model "
+                    f"export`); or set STREAMRANK_MODELS_DIR to a folder that has it"
+                )
             log.info("zero-shot model missing in %s: exporting it (once)", settings.models_dir)
             subprocess.run([sys.executable, "-m", "streams.cli", "model", "export"], check=True)
         return

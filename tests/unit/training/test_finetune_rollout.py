@@ -10,7 +10,7 @@ import pytest
 
 from contracts import ModelUpdate, decode, encode
 from scoring.base import MANIFEST_FILE, Manifest, ModelError, sha256_file
-from streams.durations import parse_duration, parse_time
+from streams.durations import format_duration, parse_duration, parse_time
 from streams.learning import rollout as trainer
 from streams.learning.rollout import flat_metrics, update_for
 from streams.learning.schedule import schedule
@@ -18,15 +18,32 @@ from streams.learning.schedule import schedule
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("30m", 1800), ("1h30m", 5400), ("2d", 172800), ("90s", 90), ("45", 45), ("1.5h", 5400),
+    ("500ms", 0.5), ("1m500ms", 60.5), ("10M", 600), ("1w", 604800),
 ])
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "30x", "m30", "0m", "30m later"])
+@pytest.mark.parametrize("text", ["", "soon", "30x", "m30", "0m", "30m later", "5ms5", "-3s",
+                                  "0"])
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_zero_only_where_allowed() -> None:
+    assert parse_duration("0s", allow_zero=True) == 0
+    with pytest.raises(ValueError, match="positive"):
+        parse_duration("0s")
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0.5, "500ms"), (0.05, "50ms"), (4, "4s"), (4.5, "4.5s"), (600, "10m"), (5400, "1h30m"),
+    (21600, "6h"), (90061, "1d1h1m1s"), (0, "0s"),
+])
+def test_durations_are_written_as_they_are_read(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+    assert parse_duration(text, allow_zero=True) == pytest.approx(seconds)
 
 
 def test_times_are_epoch_ms_iso_or_a_duration_ago() -> None:
