@@ -7,6 +7,7 @@ without it the validation is skipped and says how to get it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -51,6 +52,11 @@ def test_compose_file_validates_with_every_service() -> None:
     assert worker["environment"]["STREAMRANK_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert "/models" in " ".join(str(v) for v in services["trainer"]["volumes"])
     assert "--every" in services["trainer"]["command"]
+    # Workers run the serving image; only the trainer's has torch (Dockerfile stages).
+    for name in ("topics", "worker"):
+        assert services[name]["build"]["target"] == "runtime", name
+    assert services["trainer"]["build"]["target"] == "trainer"
+    assert services["trainer"]["image"] != services["worker"]["image"]
 
 
 @needs_compose
@@ -66,6 +72,15 @@ def test_a_broken_file_is_refused(tmp_path: Path) -> None:
     broken.write_text("services:\n  worker:\n    image: x\n    depends_on:\n"
                       "      kafka:\n        condition: whenever\n")
     assert config(broken).returncode != 0
+
+
+def test_every_build_target_is_a_dockerfile_stage() -> None:
+    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", (ROOT / "Dockerfile").read_text(),
+                            re.MULTILINE | re.IGNORECASE))
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    targets = {s["build"]["target"] for s in compose["services"].values() if "build" in s}
+    targets |= {compose["x-streamrank"]["build"]["target"]}
+    assert targets and targets <= stages, targets - stages
 
 
 def test_prometheus_scrapes_the_workers_metrics_port() -> None:
