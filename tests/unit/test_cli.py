@@ -187,6 +187,13 @@ def test_building_the_parser_loads_no_kafka_faust_or_torch() -> None:
     assert loaded_by_building_the_parser(HEAVY) == []
 
 
+@pytest.mark.xfail(strict=True, reason="scoring/__init__.py imports every scorer, hence "
+                   "onnxruntime, when the --kind choices read scoring.kinds; passes (and then "
+                   "this mark must go) once the scoring package exports lazily")
+def test_building_the_parser_loads_no_onnxruntime() -> None:
+    assert loaded_by_building_the_parser(["onnxruntime"]) == []
+
+
 def test_the_probe_sees_a_loaded_module() -> None:
     """The check above can fail: a module that is loaded is reported."""
     assert loaded_by_building_the_parser(["argparse", "torch"]) == ["argparse"]
