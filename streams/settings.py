@@ -230,12 +230,12 @@ class Settings(BaseSettings):
         return self
 
     def masked(self) -> dict[str, object]:
-        """The settings as logged: secrets replaced by asterisks, paths as text."""
+        """The settings as logged: secrets replaced by asterisks, paths and kinds as text."""
         out: dict[str, object] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):
                 out[name] = "**********"
-            elif isinstance(value, Path):
+            elif isinstance(value, Path | ModelKind):
                 out[name] = str(value)
             else:
                 out[name] = value

@@ -76,6 +76,7 @@ def test_env_wins_over_secrets_which_win_over_the_toml_file(
     assert settings.sasl_password.get_secret_value() == "from-secret"  # secret over file
     assert settings.app_id == "from-env"  # env over both
     assert settings.masked()["sasl_password"] == "**********"
+    assert settings.masked()["scorer"] == "zeroshot"  # logged as users write it
 
 
 def test_streamrank_toml_in_the_working_directory_is_read(clean_env: Path) -> None:
