@@ -74,14 +74,15 @@ def export(settings: Settings, kind: ModelKind, cascade_k: int) -> int:
     else:
         from scoring.training.export_ranker import ensure_base_ranker
 
-        print(ensure_base_ranker(kind.value, settings.models_dir, cascade_k=cascade_k))  # type: ignore[arg-type]
+        print(ensure_base_ranker(kind, settings.models_dir, cascade_k=cascade_k))
     return 0
 
 
 def rollback(settings: Settings, version: str) -> int:
+    from streams.kafka.connection import KafkaClients
     from streams.learning.rollout import rollback as announce
 
-    update = asyncio.run(announce(settings.bootstrap_servers, settings.topics.models,
+    update = asyncio.run(announce(KafkaClients(settings), settings.topics.models,
                                   settings.models_dir, version, settings.replication_factor))
     print(f"published ModelUpdate {update.version} ({update.uri}) on {settings.topics.models}")
     return 0

@@ -32,19 +32,21 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka.connection import KafkaClients
     from streams.tools.traffic import drive, wait_for_samples
 
     def show(rnd: int, traffic: Any) -> None:
         print(f"round {rnd}: {len(traffic.results)} results so far", flush=True)
 
+    clients = KafkaClients(settings)
     traffic = asyncio.run(drive(
-        settings.bootstrap_servers, settings.topics, users=args.users, rounds=args.rounds,
+        clients, settings.topics, users=args.users, rounds=args.rounds,
         seed=args.seed, prefix=args.prefix, settle_s=args.settle_s, on_round=show,
     ))
     print(traffic.summary())
     if args.wait_samples is not None:
         samples = asyncio.run(wait_for_samples(
-            settings.bootstrap_servers, settings.topics.samples, set(traffic.searches),
+            clients, settings.topics.samples, set(traffic.searches),
             timeout_s=args.wait_samples,
         ))
         print(f"{len(samples)} samples captured for {len(traffic.searches)} searches")

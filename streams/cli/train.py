@@ -94,11 +94,12 @@ def champion_path(settings: Settings, registry: ModelRegistry, wanted: str | Non
     """The version to beat: `wanted`, else what the models topic says workers serve, else
     what a worker would start with."""
     from scoring import ZEROSHOT_MODEL, ModelError
+    from streams.kafka.connection import KafkaClients
     from streams.learning.rollout import current_update
 
     if wanted:
         return registry.find(wanted)
-    update = asyncio.run(current_update(settings.bootstrap_servers, settings.topics.models))
+    update = asyncio.run(current_update(KafkaClients(settings), settings.topics.models))
     if update is not None:
         uri = Path(update.uri)
         return uri if uri.is_dir() else registry.find(update.version)
@@ -115,13 +116,14 @@ def champion_path(settings: Settings, registry: ModelRegistry, wanted: str | Non
 def _samples(args: argparse.Namespace, settings: Settings) -> list[Any]:
     from scoring.training.samples import read_samples_file, write_samples_file
     from streams.durations import parse_time
+    from streams.kafka.connection import KafkaClients
     from streams.learning.samples_reader import read_samples
 
     if args.samples is not None:
         samples = read_samples_file(args.samples)
     else:
         samples = asyncio.run(read_samples(
-            settings.bootstrap_servers, settings.topics.samples,
+            KafkaClients(settings), settings.topics.samples,
             since_ms=parse_time(args.since) if args.since else None,
             until_ms=parse_time(args.until) if args.until else None,
             from_offset=args.from_offset, progress=not args.quiet,
@@ -136,6 +138,7 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
     from scoring import ModelRegistry
     from scoring.training.finetune import Plan, finetune
     from scoring.training.report import write_report
+    from streams.kafka.connection import KafkaClients
     from streams.learning.rollout import publish_update, update_for
 
     registry = ModelRegistry(settings.models_dir)
@@ -153,7 +156,7 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
     outcome = finetune(samples, champion, settings.models_dir, plan, progress=not args.quiet)
     if outcome.promoted and outcome.path is not None and not args.no_publish:
         update = update_for(outcome.path, outcome.update_metrics())
-        asyncio.run(publish_update(settings.bootstrap_servers, settings.topics.models, update,
+        asyncio.run(publish_update(KafkaClients(settings), settings.topics.models, update,
                                    settings.replication_factor))
         print(f"published ModelUpdate {update.version} on {settings.topics.models}")
     folder = write_report(args.report_dir, outcome, "streamrank " + shlex.join(sys.argv[1:]))
