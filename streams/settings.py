@@ -162,7 +162,10 @@ class Settings(BaseSettings):
         default=MAX_PAYLOAD_BYTES, ge=1024, description="larger messages go to the deadletter"
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", description="how the worker, `topics` and `tail` connect to Kafka"
+        default="PLAINTEXT",
+        description="how every command that uses your cluster connects to Kafka (worker, "
+        "`topics`, `tail`, `train`, `simulate`, `model rollback`; `demo` and `bench` start their "
+        "own plaintext broker)",
     )
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
         default="PLAIN", description="SASL mechanism (SASL_* protocols)"
