@@ -11,9 +11,10 @@ What is published, keyed by user_id as any producer would:
 Each evaluated search must see exactly the history the offline run gave the model, and not
 its own action. Per user, therefore: publish the actions before the search, wait until the
 worker's sequence shows the newest of them (GET /users/{id}/sequence/), publish the search,
-wait for its RankedResult on streamrank.recommendations, and only then go on with the action
-it is answered by. Users proceed concurrently (the worker's state is per user, so their
-relative order does not change any answer); `rate` caps searches per second.
+wait for its RankedResult on streamrank.recommendations (streams/client's RankingClient.rank,
+without the site-order fallback: a missing answer is an error here), and only then go on with
+the action it is answered by. Users proceed concurrently (the worker's state is per user, so
+their relative order does not change any answer); `rate` caps searches per second.
 """
 
 from __future__ import annotations
@@ -29,20 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from contracts import (
-    ActionEvent,
-    Candidate,
-    RankedResult,
-    SearchEvent,
-    TopicNames,
-    decode,
-    encode,
-)
+from contracts import ActionEvent, Candidate, RankedResult, SearchEvent, TopicNames
 from evaluation.protocol import Replay, Search, grade
 from evaluation.results import Floats
+from streams.client import RankingClient
+from streams.kafka.connection import KafkaClients
 from streams.tools.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -98,7 +92,7 @@ async def run_replay(
     replay: Replay,
     searches: Sequence[Search],
     *,
-    bootstrap: str,
+    bootstrap: KafkaClients | str,
     env: dict[str, str],
     log_path: Path,
     rate: float | None = None,
@@ -106,7 +100,10 @@ async def run_replay(
     timeout_s: float = 120.0,
     progress: bool = True,
 ) -> KafkaRun:
-    """Start a worker with `env` (STREAMRANK_* variables), replay, stop the worker."""
+    """Start a worker with `env` (STREAMRANK_* variables), replay, stop the worker.
+    `bootstrap`: the broker's clients, or the address of a PLAINTEXT one (the local broker)."""
+    clients = bootstrap if isinstance(bootstrap, KafkaClients) else KafkaClients.plaintext(
+        bootstrap)
     topics = TopicNames(env.get("STREAMRANK_TOPIC_PREFIX", "streamrank."))
     keep = int(env.get("STREAMRANK_SEQUENCE_LENGTH", "20"))
     plan = _plan(replay, searches, keep)
@@ -114,25 +111,11 @@ async def run_replay(
     needed = {m for s in searches for m in s.candidates}
     needed |= {e[1].movie_id for events in plan.values() for e in events if isinstance(e, tuple)}
     worker = WorkerProcess(env, log_path)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    consumer = AIOKafkaConsumer(topics.recommendations, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=20)
-    waiting: dict[str, asyncio.Future[RankedResult]] = {}
     results: dict[str, RankedResult] = {}
     bar = tqdm(total=len(searches), desc="kafka replay", unit="search", disable=not progress,
                mininterval=1.0)
     pacer = _Pacer(rate)
     published = 0
-
-    async def read() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=500)
-            for records in batch.values():
-                for rec in records:
-                    result = decode(rec.value, RankedResult)
-                    fut = waiting.pop(result.request_id, None)
-                    if fut is not None and not fut.done():
-                        fut.set_result(result)
 
     async def applied(user: str, event_id: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -146,7 +129,9 @@ async def run_replay(
         raise TimeoutError(f"action {event_id} not applied after {timeout_s:.0f}s; "
                            f"see {log_path}")
 
-    async def user_task(user: str, events: list[Any], gate: asyncio.Semaphore) -> None:
+    async def user_task(
+        client: RankingClient, user: str, events: list[Any], gate: asyncio.Semaphore
+    ) -> None:
         nonlocal published
         async with gate:
             last_action: str | None = None
@@ -157,51 +142,40 @@ async def run_replay(
                         event_id=f"mla-{i}", user_id=user, ts=r.ts * 1000, item_id=r.movie_id,
                         action=ACTIONS[grade(r.rating)],  # type: ignore[arg-type]
                     )
-                    await producer.send(topics.action, encode(action), key=user.encode())
+                    await client.send_action(action)
                     last_action = action.event_id
                     published += 1
                     continue
                 s: Search = event
                 if last_action is not None:
-                    await producer.flush()
+                    await client.flush()
                     await applied(user, last_action)
                 await pacer.wait()
-                fut: asyncio.Future[RankedResult] = asyncio.get_running_loop().create_future()
-                waiting[s.request_id] = fut
                 search = SearchEvent(
                     event_id=f"mls-{s.index}", request_id=s.request_id, user_id=user, ts=s.ts,
                     query=s.query,
                     candidates=[Candidate(item_id=m, retrieval_score=sc)
                                 for m, sc in zip(s.candidates, s.retrieval_scores, strict=True)],
                 )
-                await producer.send_and_wait(topics.search, encode(search), key=user.encode())
-                results[s.request_id] = await asyncio.wait_for(fut, timeout_s)
+                # No fallback: quality is measured on the worker's answers, never the site's.
+                results[s.request_id] = await client.rank(search, timeout_s, fallback=False)
                 bar.update(1)
 
     started = time.perf_counter()
-    reader: asyncio.Task[None] | None = None
     try:
-        await producer.start()
         await worker.wait_ready(240)  # the worker creates the topics with its partition count
-        for movie_id in sorted(needed):
-            item = movies[movie_id].item()
-            await producer.send(topics.catalog, encode(item), key=item.item_id.encode())
-        await producer.flush()
-        await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] >= len(needed),
-                              "catalog", 300)
-        await consumer.start()
-        reader = asyncio.create_task(read())
-        gate = asyncio.Semaphore(concurrency)
-        await asyncio.gather(*(user_task(u, ev, gate) for u, ev in plan.items()))
+        async with RankingClient(clients, topics, producer_options={"linger_ms": 5},
+                                 fetch_max_wait_ms=20) as client:
+            for movie_id in sorted(needed):
+                await client.send_item(movies[movie_id].item())
+            await client.flush()
+            await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] >= len(needed),
+                                  "catalog", 300)
+            gate = asyncio.Semaphore(concurrency)
+            await asyncio.gather(*(user_task(client, u, ev, gate) for u, ev in plan.items()))
         health = worker.get("/health/")
     finally:
         bar.close()
-        if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        await consumer.stop()
-        await producer.stop()
         worker.stop()
     ordered = [results[s.request_id] for s in searches]
     worker_ms = [r.published_ts - r.received_ts for r in ordered]

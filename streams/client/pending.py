@@ -81,6 +81,12 @@ class Pending:
         self._entries[request_id] = _Entry(future, now, now + self.keep_s)
         return future
 
+    def sent(self, request_id: str, at_s: float | None = None) -> None:
+        """The search was handed to the producer (when expected earlier than sent)."""
+        entry = self._entries.get(request_id)
+        if entry is not None:
+            entry.sent_s = self.clock() if at_s is None else at_s
+
     def acked(self, request_id: str, at_s: float | None = None) -> None:
         entry = self._entries.get(request_id)
         if entry is not None and entry.acked_s is None:

@@ -117,10 +117,13 @@ class RankingClient:
 
     async def send_search(self, search: SearchEvent, *, expect: bool = True) -> Delivery:
         """Publish `search` (key: user_id) without waiting for the broker; with `expect`, its
-        result is kept for `result`/`results`/`replies`. Returns the delivery future."""
+        result is kept for `result`/`results`/`replies` (without: only if `expect` was called
+        for it before). Returns the delivery future."""
         if expect:
             self._must_listen()
             self.pending.expect(search.request_id)
+        else:
+            self.pending.sent(search.request_id)
         try:
             delivery = await self._send(self.topics.search, search.user_id, encode(search))
         except BaseException as exc:

@@ -63,10 +63,11 @@ def run_coro(coro: Coroutine[Any, Any, _T]) -> _T:
 
 async def probe(bootstrap: str, timeout_s: float) -> bool:
     """Whether the broker answers a metadata request and lists itself as a live broker."""
-    from aiokafka.admin import AIOKafkaAdminClient
+    from streams.kafka.connection import KafkaClients  # aiokafka: loaded only when probing
 
     ms = max(int(timeout_s * 1000), 500)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ms)
+    # The local broker's own listener is PLAINTEXT (broker_config.py).
+    admin = KafkaClients.plaintext(bootstrap).admin(request_timeout_ms=ms)
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
         cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)

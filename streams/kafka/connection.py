@@ -10,12 +10,19 @@ this module as the only exception).
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    # Names for annotations elsewhere (import them under TYPE_CHECKING): they do not exist at
+    # run time, so nothing outside this module can call them to build a client.
+    Producer: TypeAlias = AIOKafkaProducer
+    Consumer: TypeAlias = AIOKafkaConsumer
+    Admin: TypeAlias = AIOKafkaAdminClient
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -85,8 +92,15 @@ class KafkaClients:
 
     @classmethod
     def plaintext(cls, bootstrap_servers: str) -> KafkaClients:
-        """Clients for a PLAINTEXT cluster at `bootstrap_servers` (tests, local tools)."""
-        return cls(Settings(bootstrap_servers=bootstrap_servers))
+        """Clients for a PLAINTEXT cluster at `bootstrap_servers` (the local broker of tests,
+        the demo and benches). Not read from the environment: STREAMRANK_* security settings
+        meant for the deployment's cluster must not apply to a local broker."""
+        return cls(Settings.model_construct(bootstrap_servers=bootstrap_servers,
+                                            security_protocol="PLAINTEXT"))
+
+    def __repr__(self) -> str:
+        return (f"KafkaClients({self.bootstrap_servers!r}, "
+                f"{self.settings.security_protocol})")  # never the secrets
 
     def with_bootstrap(self, bootstrap_servers: str) -> KafkaClients:
         """The same security settings against other bootstrap servers."""

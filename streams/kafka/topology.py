@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
-from streams.kafka.connection import client_options
+from streams.kafka.connection import KafkaClients
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Admin
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +58,17 @@ def choose_partitions(existing: dict[str, int], settings: Settings) -> tuple[int
     return partitions, catalog
 
 
-async def _existing(admin: Any) -> dict[str, int]:
+async def _existing(admin: Admin) -> dict[str, int]:
     # list_topics first: a metadata request naming a missing topic may auto-create it.
     names = await admin.list_topics()
     described = await admin.describe_topics(names) if names else []
     return {t["topic"]: len(t["partitions"]) for t in described if not t.get("error_code")}
 
 
-async def partition_counts(
-    bootstrap: str, names: Sequence[str], options: dict[str, Any] | None = None
-) -> dict[str, int]:
+async def partition_counts(clients: KafkaClients, names: Sequence[str]) -> dict[str, int]:
     """Partition count of each of `names` that exists (a missing one is left out, never
     created): for the tools that read topics without joining the worker's group."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(options or {}))
+    admin = clients.admin()
     await admin.start()
     try:
         existing = await _existing(admin)
@@ -76,17 +77,15 @@ async def partition_counts(
     return {name: existing[name] for name in names if name in existing}
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+async def partitions_of(clients: KafkaClients, topic: str) -> list[int]:
     """The partition ids of `topic`; [] when it does not exist (it is not created)."""
-    counts = await partition_counts(bootstrap, [topic])
+    counts = await partition_counts(clients, [topic])
     return list(range(counts.get(topic, 0)))
 
 
-async def prepare(settings: Settings) -> Settings:
+async def prepare(settings: Settings, clients: KafkaClients | None = None) -> Settings:
     """Settings with the partition counts the cluster dictates; missing topics created."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, **client_options(settings)
-    )
+    admin = (clients or KafkaClients(settings)).admin()
     await admin.start()
     try:
         existing = await _existing(admin)
@@ -124,5 +123,5 @@ async def prepare(settings: Settings) -> Settings:
     return settings.model_copy(update={"partitions": partitions, "catalog_partitions": catalog})
 
 
-def prepare_sync(settings: Settings) -> Settings:
-    return asyncio.run(prepare(settings))
+def prepare_sync(settings: Settings, clients: KafkaClients | None = None) -> Settings:
+    return asyncio.run(prepare(settings, clients))

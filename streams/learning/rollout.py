@@ -11,25 +11,26 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import TopicPartition
+from aiokafka.admin import NewTopic
 
 from contracts import DecodeError, ModelUpdate, decode, encode
 from scoring.base import MANIFEST_FILE, load_verified, sha256_file
 from scoring.registry import ModelRegistry
+from streams.kafka.connection import KafkaClients
 from streams.kafka.topology import partitions_of
-from streams.learning.samples_reader import _consumer
+from streams.learning.samples_reader import range_consumer
 
 log = logging.getLogger(__name__)
 
 MODELS_KEY = b"current"
 
 
-async def current_update(bootstrap: str, topic: str) -> ModelUpdate | None:
+async def current_update(clients: KafkaClients, topic: str) -> ModelUpdate | None:
     """The last valid ModelUpdate on the models topic (what workers serve), or None."""
-    if not await partitions_of(bootstrap, topic):
+    if not await partitions_of(clients, topic):
         return None
-    consumer = _consumer(bootstrap)
+    consumer = range_consumer(clients)
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -48,10 +49,10 @@ async def current_update(bootstrap: str, topic: str) -> ModelUpdate | None:
         await consumer.stop()
 
 
-async def ensure_models_topic(bootstrap: str, topic: str, replication: int = 1) -> None:
+async def ensure_models_topic(clients: KafkaClients, topic: str, replication: int = 1) -> None:
     """Create the models topic as the worker would (1 partition, compacted) if missing, so a
     trainer publishing first does not leave an auto-created topic behind."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = clients.admin()
     await admin.start()
     try:
         if topic not in await admin.list_topics():
@@ -85,10 +86,10 @@ def flat_metrics(metrics: dict[str, Any] | Any) -> dict[str, float]:
 
 
 async def publish_update(
-    bootstrap: str, topic: str, update: ModelUpdate, replication: int = 1
+    clients: KafkaClients, topic: str, update: ModelUpdate, replication: int = 1
 ) -> None:
-    await ensure_models_topic(bootstrap, topic, replication)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await ensure_models_topic(clients, topic, replication)
+    producer = clients.producer(acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(topic, encode(update), key=MODELS_KEY)
@@ -98,9 +99,9 @@ async def publish_update(
 
 
 async def rollback(
-    bootstrap: str, topic: str, models_dir: Path, version: str, replication: int = 1
+    clients: KafkaClients, topic: str, models_dir: Path, version: str, replication: int = 1
 ) -> ModelUpdate:
     """Re-publish `version` (a registry version or folder name) as the model to serve."""
     update = update_for(ModelRegistry(models_dir).find(version))
-    await publish_update(bootstrap, topic, update, replication)
+    await publish_update(clients, topic, update, replication)
     return update

@@ -7,26 +7,32 @@ the end offsets taken when reading starts (so a busy topic still gives a finite 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contracts import DecodeError, TrainingSample, decode
+from streams.kafka.connection import KafkaClients
 from streams.kafka.topology import partitions_of
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Consumer
 
 log = logging.getLogger(__name__)
 
 
-def _consumer(bootstrap: str) -> AIOKafkaConsumer:
-    # No group: the trainer reads ranges, never commits, and must not steal partitions.
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", isolation_level="read_committed",
+def range_consumer(clients: KafkaClients) -> Consumer:
+    """A group-less, read_committed consumer: the trainer reads ranges, never commits, and
+    must not steal partitions from the workers."""
+    return clients.consumer(
+        group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+        isolation_level="read_committed",
     )
 
 
 async def _range(
-    consumer: AIOKafkaConsumer, tps: list[TopicPartition], since_ms: int | None,
+    consumer: Consumer, tps: list[TopicPartition], since_ms: int | None,
     until_ms: int | None, from_offset: int | None,
 ) -> dict[TopicPartition, tuple[int, int]]:
     """[start, stop) offsets per partition."""
@@ -44,7 +50,7 @@ async def _range(
 
 
 async def read_samples(
-    bootstrap: str,
+    clients: KafkaClients,
     topic: str,
     *,
     since_ms: int | None = None,
@@ -54,11 +60,11 @@ async def read_samples(
 ) -> list[TrainingSample]:
     """Every committed sample of `topic` in the range (all partitions). Undecodable records
     are logged and skipped; duplicates are left for samples.build_lists to drop."""
-    partitions = await partitions_of(bootstrap, topic)
+    partitions = await partitions_of(clients, topic)
     if not partitions:
         log.warning("topic %s does not exist (yet): no samples", topic)
         return []
-    consumer = _consumer(bootstrap)
+    consumer = range_consumer(clients)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in partitions]

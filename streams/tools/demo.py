@@ -13,16 +13,16 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-
-from contracts import RankedResult, SearchEvent, decode, encode
+from contracts import RankedResult, SearchEvent, TopicNames
+from streams.client import RankingClient
+from streams.kafka.connection import KafkaClients
 from streams.kafka.local_broker import broker_for_session
 from streams.settings import Settings
 from streams.tools.simulation import Shopper, catalog_items, department, liked_share, shoppers
 from streams.tools.worker_process import WorkerProcess, worker_env
 
 TITLES = {i.item_id: i.title for i in catalog_items()}
+ROUND_TIMEOUT_S = 60.0
 
 
 def show(result: RankedResult, shopper: Shopper, latency_ms: float) -> str:
@@ -33,97 +33,92 @@ def show(result: RankedResult, shopper: Shopper, latency_ms: float) -> str:
     return f"{shopper.user_id:>8} likes {shopper.likes:<8} {latency_ms:6.0f} ms  {top}"
 
 
-async def _demo(settings: Settings, bootstrap: str, users: int, rounds: int, tmp: Path) -> None:
+async def _demo(
+    settings: Settings, clients: KafkaClients, users: int, rounds: int, tmp: Path
+) -> None:
     run_id = uuid.uuid4().hex[:8]
-    env = worker_env(
-        bootstrap, tmp / "state", run_id, models_dir=settings.models_dir, app_prefix="demo"
-    )
-    topics = Settings(topic_prefix=env["STREAMRANK_TOPIC_PREFIX"]).topics
+    env = worker_env(clients, tmp / "state", run_id, models_dir=settings.models_dir,
+                     app_prefix="demo")
+    topics = TopicNames(env["STREAMRANK_TOPIC_PREFIX"])
     worker = WorkerProcess(env, tmp / "worker.log")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     try:
-        await producer.start()
         await worker.wait_ready(180)  # topics exist with the worker's partition counts
-        items = catalog_items()
-        for item in items:
-            await producer.send(topics.catalog, encode(item), key=item.item_id.encode())
-        print(f"published {len(items)} catalog items; waiting for the worker …", flush=True)
-        await worker.wait_for(
-            lambda w: w.get("/health/")["catalog_items"] >= len(items), "catalog", 180
-        )
-        health = worker.get("/health/")
-        print(f"worker ready: model {health['model_version']} on {health['provider']}")
-
-        crowd = list(shoppers(users, prefix=f"u{run_id[:4]}"))
-        returning = crowd[: users // 2]
-        t0 = int(time.time() * 1000)
-        for shopper in returning:
-            for action in shopper.warm_up(t0):
-                await producer.send(topics.action, encode(action), key=shopper.user_id.encode())
-        last = returning[-1].user_id
-        await worker.wait_for(
-            lambda w: len(w.get(f"/users/{last}/sequence/")["entries"]) >= 3, "history"
-        )
-        print(f"{len(returning)} returning shoppers have history; {users - len(returning)} are new")
-
-        consumer.subscribe([topics.recommendations])
-        await consumer.start()
-        by_user = {s.user_id: s for s in crowd}
-        shares: dict[tuple[int, bool], list[float]] = {}
-        latencies: list[float] = []
-        for rnd in range(1, rounds + 1):
-            print(f"\n— round {rnd}: every shopper searches —")
-            sent: dict[str, tuple[SearchEvent, float]] = {}
-            for shopper in crowd:
-                search = shopper.search(int(time.time() * 1000))
-                sent[search.request_id] = (search, time.perf_counter())
-                await producer.send(topics.search, encode(search), key=shopper.user_id.encode())
-            while sent:
-                batch = await consumer.getmany(timeout_ms=10_000)
-                if not batch:
-                    raise TimeoutError("no ranked results for 10 s")
-                for records in batch.values():
-                    for rec in records:
-                        result = decode(rec.value, RankedResult)
-                        if result.request_id not in sent:
-                            continue
-                        search, started = sent.pop(result.request_id)
-                        latency = (time.perf_counter() - started) * 1000
-                        latencies.append(latency)
-                        shopper = by_user[result.user_id]
-                        print(show(result, shopper, latency))
-                        ranked = [i.item_id for i in result.items]
-                        key = (rnd, shopper in returning)
-                        shares.setdefault(key, []).append(liked_share(shopper.likes, ranked))
-                        for action in shopper.react(search, ranked, int(time.time() * 1000)):
-                            await producer.send(
-                                topics.action, encode(action), key=shopper.user_id.encode()
-                            )
-            await producer.flush()
-            await asyncio.sleep(1.0)  # let the clicks reach the users' sequences
-
-        print("\nshare of the top 3 from the shopper's liked department (chance ≈ 0.17):")
-        for rnd in range(1, rounds + 1):
-            ret = statistics.mean(shares.get((rnd, True), [0.0]))
-            new = statistics.mean(shares.get((rnd, False), [0.0]))
-            print(f"  round {rnd}: returning {ret:.2f}   new {new:.2f}")
-        lat = sorted(latencies)
-        print(
-            f"\n{len(lat)} searches, produce→result latency p50 {lat[len(lat) // 2]:.0f} ms, "
-            f"p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.0f} ms"
-        )
-        # A producer bug, to show where bad events go: the deadletter topic, never dropped.
-        await producer.send_and_wait(topics.search, b'{"query": "no ids"}', key=b"buggy-site")
+        async with RankingClient(clients, topics) as client:
+            await _shop(client, worker, users, rounds, run_id)
+            # A producer bug, to show where bad events go: the deadletter topic, never dropped.
+            async with clients.producer(acks="all") as producer:
+                await producer.send_and_wait(topics.search, b'{"query": "no ids"}',
+                                             key=b"buggy-site")
         await worker.wait_for(lambda w: w.get("/health/")["deadletters"], "the deadletter")
         print("\nworker /metrics, selected:")
         for line in metrics_summary(worker.metrics_text()):
             print(f"  {line}")
     finally:
-        await consumer.stop()
-        await producer.stop()
         worker.stop()
-        await _delete_topics(bootstrap, [*topics.all().values()], env["STREAMRANK_APP_ID"])
+        await _delete_topics(clients, [*topics.all().values()], env["STREAMRANK_APP_ID"])
+
+
+async def _shop(
+    client: RankingClient, worker: WorkerProcess, users: int, rounds: int, run_id: str
+) -> None:
+    items = catalog_items()
+    for item in items:
+        await client.send_item(item)
+    await client.flush()
+    print(f"published {len(items)} catalog items; waiting for the worker …", flush=True)
+    await worker.wait_for(
+        lambda w: w.get("/health/")["catalog_items"] >= len(items), "catalog", 180
+    )
+    health = worker.get("/health/")
+    print(f"worker ready: model {health['model_version']} on {health['provider']}")
+
+    crowd = list(shoppers(users, prefix=f"u{run_id[:4]}"))
+    returning = crowd[: users // 2]
+    t0 = int(time.time() * 1000)
+    for shopper in returning:
+        for action in shopper.warm_up(t0):
+            await client.send_action(action)
+    await client.flush()
+    last = returning[-1].user_id
+    await worker.wait_for(
+        lambda w: len(w.get(f"/users/{last}/sequence/")["entries"]) >= 3, "history"
+    )
+    print(f"{len(returning)} returning shoppers have history; {users - len(returning)} are new")
+
+    by_user = {s.user_id: s for s in crowd}
+    shares: dict[tuple[int, bool], list[float]] = {}
+    latencies: list[float] = []
+    for rnd in range(1, rounds + 1):
+        print(f"\n— round {rnd}: every shopper searches —")
+        sent: dict[str, SearchEvent] = {}
+        for shopper in crowd:
+            search = shopper.search(int(time.time() * 1000))
+            sent[search.request_id] = search
+            await client.send_search(search)
+        async for reply in client.replies(list(sent), ROUND_TIMEOUT_S):
+            result = reply.result
+            latencies.append(reply.latency_ms)
+            shopper = by_user[result.user_id]
+            print(show(result, shopper, reply.latency_ms))
+            ranked = [i.item_id for i in result.items]
+            shares.setdefault((rnd, shopper in returning), []).append(
+                liked_share(shopper.likes, ranked))
+            for action in shopper.react(sent[result.request_id], ranked,
+                                        int(time.time() * 1000)):
+                await client.send_action(action)
+        await client.flush()
+        await asyncio.sleep(1.0)  # let the clicks reach the users' sequences
+
+    print("\nshare of the top 3 from the shopper's liked department (chance ≈ 0.17):")
+    for rnd in range(1, rounds + 1):
+        ret = statistics.mean(shares.get((rnd, True), [0.0]))
+        new = statistics.mean(shares.get((rnd, False), [0.0]))
+        print(f"  round {rnd}: returning {ret:.2f}   new {new:.2f}")
+    lat = sorted(latencies)
+    print(
+        f"\n{len(lat)} searches, produce→result latency p50 {lat[len(lat) // 2]:.0f} ms, "
+        f"p99 {lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.0f} ms"
+    )
 
 
 def metrics_summary(text: str) -> list[str]:
@@ -160,8 +155,8 @@ def metrics_summary(text: str) -> list[str]:
     ]
 
 
-async def _delete_topics(bootstrap: str, names: list[str], app_id: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _delete_topics(clients: KafkaClients, names: list[str], app_id: str) -> None:
+    admin = clients.admin()
     await admin.start()
     try:
         existing = await admin.list_topics()
@@ -181,5 +176,7 @@ def run_demo(settings: Settings, *, users: int, rounds: int, port: int) -> int:
         broker_for_session(port, Path(tmp)) as broker,
     ):
         print(f"Kafka on {broker.bootstrap_servers}", flush=True)
-        asyncio.run(_demo(settings, broker.bootstrap_servers, users, rounds, Path(tmp)))
+        # The local broker listens PLAINTEXT; the worker is told the same (worker_env).
+        clients = KafkaClients.plaintext(broker.bootstrap_servers)
+        asyncio.run(_demo(settings, clients, users, rounds, Path(tmp)))
     return 0

@@ -7,13 +7,13 @@ Real product text (the retrotech Best Buy catalogue when present, else the built
   half load   searches paced at half that rate: end-to-end latency p50/p99.
 Latency is measured from the moment the producer's send is acknowledged to the moment the
 result is read, on one clock; the worker's own share is published_ts - received_ts.
+Searches go through the client library (streams/client) and products through
+streams/tools/products.py: the bench scores the text the worker scores.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
 import json
 import random
 import tempfile
@@ -22,11 +22,12 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-from contracts import ActionEvent, Candidate, Item, RankedResult, SearchEvent, decode, encode
+from contracts import ActionEvent, Candidate, Item, SearchEvent, TopicNames
+from streams.client import RankingClient
+from streams.kafka.connection import KafkaClients
 from streams.kafka.local_broker import broker_for_session
 from streams.settings import Settings
+from streams.tools.products import sample_products
 from streams.tools.simulation import catalog_items
 from streams.tools.worker_process import WorkerProcess, worker_env
 
@@ -44,22 +45,13 @@ class Phase:
     degraded: int
 
 
+PHASE_TIMEOUT_S = 60.0  # plus 50 ms per search of the phase
+
+
 def load_products(path: Path, limit: int, seed: int = 1) -> list[Item]:
-    if not path.exists():
-        return catalog_items()
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-        # The file repeats some UPCs; the catalog is keyed by item_id, so keep one of each.
-        by_upc = {r["upc"]: r for r in csv.DictReader(fh) if (r.get("name") or "").strip()}
-    rows = list(by_upc.values())
-    rows = random.Random(seed).sample(rows, min(limit, len(rows)))
-    return [
-        Item(
-            item_id=r["upc"], title=r["name"].strip()[:300],
-            brand=(r.get("manufacturer") or "").strip() or None,
-            description=(r.get("short_description") or "").strip()[:500] or None,
-        )
-        for r in rows
-    ]
+    """`limit` products of the file (streams/tools/products.py: the text the worker scores),
+    or the built-in catalog where the file is absent."""
+    return sample_products(path, limit, seed) if path.exists() else catalog_items()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -94,92 +86,77 @@ class Traffic:
 
 
 async def _run_phase(
-    name: str, searches: list[SearchEvent], producer: AIOKafkaProducer,
-    consumer: AIOKafkaConsumer, topic: str, rate: float | None,
+    name: str, searches: list[SearchEvent], client: RankingClient, rate: float | None,
 ) -> Phase:
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
-    worker_ms: list[float] = []
-    degraded = 0
+    """Publish `searches` (open loop: at `rate`/s, or all at once) while their results are
+    read; latency from each send's acknowledgement to its result, on one clock."""
 
     async def publish() -> None:
         start = time.perf_counter()
         for k, s in enumerate(searches):
             if rate:
                 await asyncio.sleep(max(0.0, start + k / rate - time.perf_counter()))
-            fut = await producer.send(topic, encode(s), key=s.user_id.encode())
-            fut.add_done_callback(lambda _f, rid=s.request_id: sent.setdefault(
-                rid, time.perf_counter()))
-        await producer.flush()
+            await client.send_search(s, expect=False)
+        await client.flush()
 
+    ids = [s.request_id for s in searches]
+    client.expect(ids)  # all awaited before the first is sent
     started = time.perf_counter()
     pub = asyncio.create_task(publish())
-    want = {s.request_id for s in searches}
-    while want:
-        batch = await consumer.getmany(timeout_ms=30_000)
-        if not batch:
-            raise TimeoutError(f"{name}: {len(want)} searches unanswered after 30 s")
-        now = time.perf_counter()
-        for records in batch.values():
-            for rec in records:
-                result = decode(rec.value, RankedResult)
-                if result.request_id in want:
-                    want.discard(result.request_id)
-                    latencies.append((now - sent.get(result.request_id, now)) * 1000)
-                    worker_ms.append(result.published_ts - result.received_ts)
-                    degraded += result.degraded
-    await pub
+    try:
+        replies = await client.results(ids, PHASE_TIMEOUT_S + len(searches) / 20)
+    finally:
+        await pub
     seconds = time.perf_counter() - started
+    latencies = [r.latency_ms for r in replies.values()]
+    worker_ms = [float(r.result.published_ts - r.result.received_ts) for r in replies.values()]
     return Phase(
         name=name, searches=len(searches), seconds=round(seconds, 2),
         searches_per_s=round(len(searches) / seconds, 1),
         p50_ms=round(percentile(latencies, 0.5), 1), p99_ms=round(percentile(latencies, 0.99), 1),
         worker_p50_ms=percentile(worker_ms, 0.5), worker_p99_ms=percentile(worker_ms, 0.99),
-        degraded=degraded,
+        degraded=sum(r.result.degraded for r in replies.values()),
     )
 
 
 async def _bench(
-    settings: Settings, bootstrap: str, tmp: Path, products: Path, n_items: int, users: int,
-    searches: int, candidates: int,
+    settings: Settings, clients: KafkaClients, tmp: Path, products: Path, n_items: int,
+    users: int, searches: int, candidates: int,
 ) -> tuple[list[Phase], dict[str, object]]:
     run_id = uuid.uuid4().hex[:8]
-    env = worker_env(bootstrap, tmp / "state", run_id, models_dir=settings.models_dir,
+    env = worker_env(clients, tmp / "state", run_id, models_dir=settings.models_dir,
                      app_prefix="bench", partitions=4)
-    topics = Settings(topic_prefix=env["STREAMRANK_TOPIC_PREFIX"]).topics
+    topics = TopicNames(env["STREAMRANK_TOPIC_PREFIX"])
     items = load_products(products, n_items)
     traffic = Traffic(items, users, candidates)
     worker = WorkerProcess(env, tmp / "worker.log")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-    consumer = AIOKafkaConsumer(topics.recommendations, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=5)
     try:
-        await producer.start()
         await worker.wait_ready(180)  # topics exist with the worker's partition counts
-        for item in items:
-            await producer.send(topics.catalog, encode(item), key=item.item_id.encode())
-        for action in traffic.history(per_user=5):
-            await producer.send(topics.action, encode(action), key=action.user_id.encode())
-        await producer.flush()
-        await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] >= len(items),
-                              "catalog", 300)
-        last = traffic.users[-1]
-        await worker.wait_for(lambda w: len(w.get(f"/users/{last}/sequence/")["entries"]) >= 5,
-                              "history", 120)
-        health = worker.get("/health/")
-        await consumer.start()
-        # Cold: each item once, in candidate lists of the usual size.
-        shuffled = traffic.rng.sample(items, len(items))
-        cold = [traffic.search(shuffled[k:k + traffic.candidates])
-                for k in range(0, len(shuffled) - traffic.candidates + 1, traffic.candidates)]
-        phases = [await _run_phase("cold", cold, producer, consumer, topics.search, None)]
-        full = await _run_phase("throughput", [traffic.search() for _ in range(searches)],
-                                producer, consumer, topics.search, None)
-        phases.append(full)
-        half_rate = full.searches_per_s / 2
-        half = [traffic.search() for _ in range(max(50, searches // 2))]
-        phases.append(await _run_phase(f"half load ({half_rate:.0f}/s)", half, producer,
-                                       consumer, topics.search, half_rate))
+        async with RankingClient(clients, topics, fetch_max_wait_ms=5) as client:
+            for item in items:
+                await client.send_item(item)
+            for action in traffic.history(per_user=5):
+                await client.send_action(action)
+            await client.flush()
+            await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] >= len(items),
+                                  "catalog", 300)
+            last = traffic.users[-1]
+            await worker.wait_for(
+                lambda w: len(w.get(f"/users/{last}/sequence/")["entries"]) >= 5, "history", 120)
+            health = worker.get("/health/")
+            # Cold: each item once, in candidate lists of the usual size.
+            shuffled = traffic.rng.sample(items, len(items))
+            cold = [traffic.search(shuffled[k:k + traffic.candidates])
+                    for k in range(0, len(shuffled) - traffic.candidates + 1,
+                                   traffic.candidates)]
+            phases = [await _run_phase("cold", cold, client, None)]
+            full = await _run_phase("throughput", [traffic.search() for _ in range(searches)],
+                                    client, None)
+            phases.append(full)
+            half_rate = full.searches_per_s / 2
+            half = [traffic.search() for _ in range(max(50, searches // 2))]
+            phases.append(await _run_phase(f"half load ({half_rate:.0f}/s)", half, client,
+                                           half_rate))
         meta: dict[str, object] = {
             "model_version": health["model_version"], "provider": health["provider"],
             "items": len(items), "users": users, "candidates": traffic.candidates,
@@ -188,8 +165,6 @@ async def _bench(
         }
         return phases, meta
     finally:
-        await consumer.stop()
-        await producer.stop()
         worker.stop()
 
 
@@ -222,8 +197,10 @@ def run_pipeline_bench(
         tempfile.TemporaryDirectory(prefix="streamrank-bench-") as tmp,
         broker_for_session(port, Path(tmp)) as broker,
     ):
-        phases, meta = asyncio.run(_bench(settings, broker.bootstrap_servers, Path(tmp),
-                                          products, items, users, searches, candidates))
+        # The local broker listens PLAINTEXT; the worker is told the same (worker_env).
+        clients = KafkaClients.plaintext(broker.bootstrap_servers)
+        phases, meta = asyncio.run(_bench(settings, clients, Path(tmp), products, items, users,
+                                          searches, candidates))
     table = render(phases, meta)
     print(table)
     if out is not None:

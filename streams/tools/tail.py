@@ -17,14 +17,17 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, TopicNames, decode
-from streams.kafka.connection import client_options
+from streams.kafka.connection import KafkaClients
 from streams.kafka.deadletter import HEADER_PREFIX
 from streams.kafka.topology import partition_counts
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Consumer
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +138,7 @@ class TailView:
 
 
 async def tail(
-    bootstrap_servers: str,
+    clients: KafkaClients,
     topics: TopicNames,
     *,
     options: TailOptions | None = None,
@@ -144,7 +147,6 @@ async def tail(
     limit: int | None = None,
     idle_exit_s: float | None = None,
     out: TextIO = sys.stdout,
-    consumer_options: dict[str, Any] | None = None,
 ) -> int:
     """Print results (and deadletters) as they arrive; returns how many blocks were printed.
 
@@ -152,15 +154,11 @@ async def tail(
     joined topics start `lookback_s` earlier so recent queries and actions are known; the
     compacted catalog is read whole."""
     view = TailView(topics, options)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None,
-        **(consumer_options or {}),
-    )
+    consumer = clients.consumer(enable_auto_commit=False, group_id=None)
     await consumer.start()
     printed = 0
     try:
-        await _assign(consumer, bootstrap_servers, consumer_options or {}, topics, lookback_s,
-                      from_beginning)
+        await _assign(consumer, clients, topics, lookback_s, from_beginning)
         last = time.monotonic()
         while limit is None or printed < limit:
             batch = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -187,9 +185,8 @@ def _order(record: Any) -> tuple[int, int]:
 
 
 async def _assign(
-    consumer: AIOKafkaConsumer,
-    bootstrap: str,
-    client_options: dict[str, Any],
+    consumer: Consumer,
+    clients: KafkaClients,
     topics: TopicNames,
     lookback_s: float,
     from_beginning: bool,
@@ -197,7 +194,7 @@ async def _assign(
     names = [topics.catalog, topics.search, topics.action, topics.recommendations,
              topics.deadletter]
     parts = [TopicPartition(name, p) for name, count in
-             (await partition_counts(bootstrap, names, client_options)).items()
+             (await partition_counts(clients, names)).items()
              for p in range(count)]
     if not parts:
         raise RuntimeError(f"none of the topics {names} exist yet")
@@ -223,8 +220,8 @@ def run_tail(settings: Any, args: Any) -> int:
     options = TailOptions(top=args.top, deadletter=not args.no_deadletter, user=args.user)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live view ends
         asyncio.run(tail(
-            settings.bootstrap_servers, settings.topics, options=options,
+            KafkaClients(settings), settings.topics, options=options,
             lookback_s=args.lookback_s, from_beginning=args.from_beginning, limit=args.limit,
-            idle_exit_s=args.idle_exit_s, consumer_options=client_options(settings),
+            idle_exit_s=args.idle_exit_s,
         ))
     return 0

@@ -18,17 +18,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-from contracts import (
-    RankedResult,
-    SearchEvent,
-    TopicNames,
-    TrainingSample,
-    decode,
-    encode,
-)
-from streams.kafka.topology import partitions_of
+from contracts import RankedResult, SearchEvent, TopicNames, TrainingSample, decode
+from streams.client import RankingClient
+from streams.kafka.connection import KafkaClients
 from streams.tools.simulation import Shopper, catalog_items, liked_share, shoppers
 
 log = logging.getLogger(__name__)
@@ -62,19 +54,8 @@ class Traffic:
         return "\n".join(lines)
 
 
-async def _end_positions(consumer: AIOKafkaConsumer, bootstrap: str, topic: str) -> None:
-    """Assign every partition of `topic` at its end: only results from now on are read."""
-    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
-    if not tps:
-        raise RuntimeError(f"{topic} does not exist: is a worker running with this prefix?")
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)  # resolve now, before any search is sent
-
-
 async def drive(
-    bootstrap: str,
+    clients: KafkaClients,
     topics: TopicNames,
     *,
     users: int,
@@ -90,78 +71,59 @@ async def drive(
     traffic = Traffic()
     crowd = list(shoppers(users, seed=seed, prefix=prefix))
     returning = {s.user_id for s in crowd[: users // 2]}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await producer.start()
-    await consumer.start()
-    try:
-        await _end_positions(consumer, bootstrap, topics.recommendations)
+    async with RankingClient(clients, topics) as client:
         if publish_catalog:
             for item in catalog_items():
-                await producer.send(topics.catalog, encode(item), key=item.item_id.encode())
+                await client.send_item(item)
         now = int(time.time() * 1000)
         for shopper in crowd:
             if shopper.user_id in returning:
                 for action in shopper.warm_up(now):
-                    await producer.send(topics.action, encode(action),
-                                        key=shopper.user_id.encode())
-        await producer.flush()
+                    await client.send_action(action)
+        await client.flush()
         await asyncio.sleep(settle_s)  # the catalog and earlier clicks reach the worker first
         for rnd in range(1, rounds + 1):
-            await _round(rnd, crowd, returning, producer, consumer, topics, traffic, timeout_s)
+            await _round(rnd, crowd, returning, client, traffic, timeout_s)
             if on_round is not None:
                 on_round(rnd, traffic)
             await asyncio.sleep(settle_s)  # this round's clicks reach the users' sequences
-        return traffic
-    finally:
-        await consumer.stop()
-        await producer.stop()
+    return traffic
 
 
 async def _round(
-    rnd: int, crowd: list[Shopper], returning: set[str], producer: AIOKafkaProducer,
-    consumer: AIOKafkaConsumer, topics: TopicNames, traffic: Traffic, timeout_s: float,
+    rnd: int, crowd: list[Shopper], returning: set[str], client: RankingClient,
+    traffic: Traffic, timeout_s: float,
 ) -> None:
     by_user = {s.user_id: s for s in crowd}
-    waiting: dict[str, SearchEvent] = {}
+    sent: list[str] = []
     for shopper in crowd:
         search = shopper.search(int(time.time() * 1000))
-        waiting[search.request_id] = search
         traffic.searches[search.request_id] = search
-        await producer.send(topics.search, encode(search), key=shopper.user_id.encode())
-    await producer.flush()
-    deadline = time.monotonic() + timeout_s
-    while waiting:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"round {rnd}: no result for {len(waiting)} searches")
-        for records in (await consumer.getmany(timeout_ms=1000)).values():
-            for rec in records:
-                result = decode(rec.value, RankedResult)
-                if result.request_id not in waiting:
-                    continue  # another client's search
-                search = waiting.pop(result.request_id)
-                traffic.results[result.request_id] = result
-                traffic.versions[result.model_version] += 1
-                shopper = by_user[result.user_id]
-                ranked = [i.item_id for i in result.items]
-                key = (rnd, shopper.user_id in returning)
-                traffic.shares.setdefault(key, []).append(liked_share(shopper.likes, ranked))
-                actions = shopper.react(search, ranked, int(time.time() * 1000))
-                traffic.clicks[result.request_id] = {a.item_id for a in actions}
-                for action in actions:
-                    await producer.send(topics.action, encode(action),
-                                        key=shopper.user_id.encode())
-    await producer.flush()
+        sent.append(search.request_id)
+        await client.send_search(search)
+    await client.flush()
+    async for reply in client.replies(sent, timeout_s):
+        result = reply.result
+        search = traffic.searches[result.request_id]
+        traffic.results[result.request_id] = result
+        traffic.versions[result.model_version] += 1
+        shopper = by_user[result.user_id]
+        ranked = [i.item_id for i in result.items]
+        key = (rnd, shopper.user_id in returning)
+        traffic.shares.setdefault(key, []).append(liked_share(shopper.likes, ranked))
+        actions = shopper.react(search, ranked, int(time.time() * 1000))
+        traffic.clicks[result.request_id] = {a.item_id for a in actions}
+        for action in actions:
+            await client.send_action(action)
+    await client.flush()
 
 
 async def wait_for_samples(
-    bootstrap: str, topic: str, request_ids: set[str], *, timeout_s: float = 120.0
+    clients: KafkaClients, topic: str, request_ids: set[str], *, timeout_s: float = 120.0
 ) -> list[TrainingSample]:
     """The committed samples of `request_ids`, once every one of them has some."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = clients.consumer(topic, group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     found: list[TrainingSample] = []
     seen: set[str] = set()

@@ -21,10 +21,32 @@ from typing import Any
 import orjson
 
 from streams.kafka.broker_config import free_port
+from streams.kafka.connection import KafkaClients
+
+
+def connection_env(clients: KafkaClients) -> dict[str, str]:
+    """The STREAMRANK_* variables that connect a worker the way `clients` connect: always
+    the security protocol too, so one inherited from the parent's environment cannot apply
+    to a different cluster (a local PLAINTEXT broker)."""
+    settings = clients.settings
+    env = {"STREAMRANK_BOOTSTRAP_SERVERS": clients.bootstrap_servers,
+           "STREAMRANK_SECURITY_PROTOCOL": settings.security_protocol}
+    if settings.security_protocol.startswith("SASL"):
+        env["STREAMRANK_SASL_MECHANISM"] = settings.sasl_mechanism
+        env["STREAMRANK_SASL_USERNAME"] = settings.sasl_username or ""
+        if settings.sasl_password is not None:
+            env["STREAMRANK_SASL_PASSWORD"] = settings.sasl_password.get_secret_value()
+    files = {"STREAMRANK_SSL_CAFILE": settings.ssl_cafile,
+             "STREAMRANK_SSL_CERTFILE": settings.ssl_certfile,
+             "STREAMRANK_SSL_KEYFILE": settings.ssl_keyfile}
+    env |= {name: str(path) for name, path in files.items() if path is not None}
+    if settings.ssl_key_password is not None:
+        env["STREAMRANK_SSL_KEY_PASSWORD"] = settings.ssl_key_password.get_secret_value()
+    return env
 
 
 def worker_env(
-    bootstrap: str,
+    kafka: KafkaClients | str,
     state_dir: Path,
     run_id: str,
     *,
@@ -32,9 +54,11 @@ def worker_env(
     app_prefix: str = "run",
     partitions: int = 2,
 ) -> dict[str, str]:
-    """Variables for a worker with its own consumer group, topics and state folder."""
+    """Variables for a worker with its own consumer group, topics and state folder, connected
+    as `kafka` connects (a bootstrap string: a PLAINTEXT broker, such as the local one)."""
+    clients = kafka if isinstance(kafka, KafkaClients) else KafkaClients.plaintext(kafka)
     return {
-        "STREAMRANK_BOOTSTRAP_SERVERS": bootstrap,
+        **connection_env(clients),
         "STREAMRANK_APP_ID": f"streamrank-{app_prefix}-{run_id}",
         "STREAMRANK_TOPIC_PREFIX": f"streamrank.{app_prefix}-{run_id}.",
         "STREAMRANK_STATE_DIR": str(state_dir),

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
+
+from streams.kafka.connection import KafkaClients
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Admin
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +64,12 @@ class ActionGate:
 class KafkaActionOffsets:
     """The two offsets ActionGate needs, from the worker's consumer and the group."""
 
-    def __init__(
-        self, app: Any, topic: str, group_id: str, bootstrap_servers: str,
-        client_options: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, app: Any, topic: str, group_id: str, clients: KafkaClients) -> None:
         self.app = app
         self.topic = topic
         self.group_id = group_id
-        self.bootstrap_servers = bootstrap_servers
-        self.options = client_options or {}  # security settings (streams/kafka/connection.py)
-        self._admin: AIOKafkaAdminClient | None = None
+        self.clients = clients
+        self._admin: Admin | None = None
 
     def end_offset(self, partition: int) -> int | None:
         try:
@@ -82,8 +82,7 @@ class KafkaActionOffsets:
         tp = TopicPartition(self.topic, partition)
         try:
             if self._admin is None:
-                self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                                  **self.options)
+                self._admin = self.clients.admin()
                 await self._admin.start()
             offsets = await self._admin.list_consumer_group_offsets(self.group_id,
                                                                     partitions=[tp])

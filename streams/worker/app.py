@@ -17,7 +17,7 @@ from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent,
 from scoring.serving import ScorerSlot
 from state import CatalogStore, ImpressionStore, SequenceStore
 from state.kv import MemoryKV, RocksKV
-from streams.kafka.connection import client_options, faust_credentials
+from streams.kafka.connection import KafkaClients
 from streams.kafka.deadletter import DeadLetters
 from streams.settings import Settings
 from streams.worker.action_gate import ActionGate, KafkaActionOffsets
@@ -46,13 +46,15 @@ def _key(event: Any) -> str | None:
 class StreamrankApp:
     def __init__(
         self, settings: Settings, slot: ScorerSlot, *, store: str = "rocksdb://",
-        samples: SampleLog | None = None,
+        samples: SampleLog | None = None, clients: KafkaClients | None = None,
     ) -> None:
         self.settings = settings
+        # Every Kafka client of the worker (Faust's too) connects with the same security.
+        self.kafka = clients or KafkaClients(settings)
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{h.strip()}" for h in settings.bootstrap_servers.split(",")],
-            broker_credentials=faust_credentials(settings),
+            broker_credentials=self.kafka.faust_credentials(),
             store=store,
             datadir=str(settings.state_dir),
             topic_partitions=settings.partitions,
@@ -103,17 +105,14 @@ class StreamrankApp:
             ttl_ms=round(settings.impression_ttl_s * 1000),
             max_per_user=settings.max_impressions_per_user,
         )
-        offsets = KafkaActionOffsets(
-            self.app, settings.topics.action, settings.app_id, settings.bootstrap_servers,
-            client_options(settings),
-        )
+        offsets = KafkaActionOffsets(self.app, settings.topics.action, settings.app_id,
+                                     self.kafka)
         self.attribution = Attribution(
             self.impressions,
             samples or KafkaSampleLog(
-                settings.bootstrap_servers, settings.topics.samples,
+                self.kafka, settings.topics.samples,
                 transactional_prefix=f"{settings.app_id}-samples",
                 lookback_ms=round(settings.impression_ttl_s * 1000),
-                client_options=client_options(settings),
             ),
             ActionGate(offsets.end_offset, offsets.committed),
             self.catalog.text,
@@ -129,8 +128,7 @@ class StreamrankApp:
         # An instance is accepted too: it starts and stops with the worker.
         self.app.service(cast(Any, self.scoring))
         self.catalog_replica = CatalogReplica(
-            self.catalog, offsets_kv, bootstrap_servers=settings.bootstrap_servers,
-            topic=settings.topics.catalog, client_options=client_options(settings),
+            self.catalog, offsets_kv, clients=self.kafka, topic=settings.topics.catalog,
             on_item=lambda item: self.scoring.item_changed(item.item_id, item.text()),
             max_bytes=settings.max_payload_bytes,
         )

@@ -19,14 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mode
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from contracts import DecodeError, Item, decode
 from state import CatalogStore
+from streams.kafka.connection import KafkaClients
 from streams.kafka.topology import partition_counts
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Consumer
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +43,8 @@ class CatalogReplica(mode.Service):
         catalog: CatalogStore,
         offsets: MutableMapping[str, bytes],
         *,
-        bootstrap_servers: str,
+        clients: KafkaClients,
         topic: str,
-        client_options: dict[str, Any],
         on_item: Callable[[Item], None],
         max_bytes: int,
         **kwargs: Any,
@@ -49,9 +52,8 @@ class CatalogReplica(mode.Service):
         super().__init__(**kwargs)
         self.catalog = catalog
         self.offsets = offsets
-        self.bootstrap_servers = bootstrap_servers
+        self.clients = clients
         self.topic = topic
-        self.client_options = client_options
         self.on_item = on_item
         self.max_bytes = max_bytes
         self.caught_up = asyncio.Event()  # the catalog as of the worker's start is loaded
@@ -80,23 +82,21 @@ class CatalogReplica(mode.Service):
         return None if raw is None else int(raw)
 
     async def _partitions(self) -> list[TopicPartition]:
-        counts = await partition_counts(self.bootstrap_servers, [self.topic],
-                                        self.client_options)
+        counts = await partition_counts(self.clients, [self.topic])
         if self.topic not in counts:
             raise RuntimeError(f"catalog topic {self.topic} does not exist")
         return [TopicPartition(self.topic, p) for p in range(counts[self.topic])]
 
     @staticmethod
-    async def _at(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    async def _at(consumer: Consumer, ends: dict[TopicPartition, int]) -> bool:
         positions = [await consumer.position(tp) for tp in ends]
         return all(pos >= end for pos, end in zip(positions, ends.values(), strict=True))
 
     @mode.Service.task
     async def _follow(self) -> None:
         parts = await self._partitions()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", **self.client_options,
+        consumer = self.clients.consumer(
+            group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
         )
         await consumer.start()
         try:

@@ -16,12 +16,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 
 from contracts import TrainingSample, encode
+from streams.kafka.connection import KafkaClients
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Consumer, Producer
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +50,19 @@ class SampleLog(Protocol):
 
 class KafkaSampleLog:
     def __init__(
-        self, bootstrap_servers: str, topic: str, transactional_prefix: str, lookback_ms: int,
-        client_options: dict[str, Any] | None = None,
+        self, clients: KafkaClients, topic: str, transactional_prefix: str, lookback_ms: int,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.options = client_options or {}  # security settings (streams/kafka/connection.py)
+        self.clients = clients
         self.topic = topic
         self.transactional_prefix = transactional_prefix
         self.lookback_ms = lookback_ms
-        self._producers: dict[int, AIOKafkaProducer] = {}
+        self._producers: dict[int, Producer] = {}
 
-    async def _producer(self, partition: int) -> AIOKafkaProducer:
+    async def _producer(self, partition: int) -> Producer:
         producer = self._producers.get(partition)
         if producer is None:
             # Large batches: a tick's samples go out together (16 KiB batches made it 4x slower).
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap_servers, **self.options,
+            producer = self.clients.producer(
                 transactional_id=f"{self.transactional_prefix}-{partition}",
                 enable_idempotence=True, acks="all", max_batch_size=1 << 19, linger_ms=5,
             )
@@ -83,8 +84,7 @@ class KafkaSampleLog:
     ) -> tuple[list[tuple[str, str]], int]:
         await self._producer(partition)  # fence first: nothing of a previous owner stays open
         tp = TopicPartition(self.topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, **self.options,
+        consumer = self.clients.consumer(
             group_id=None, enable_auto_commit=False,
             isolation_level="read_committed", auto_offset_reset="earliest",
         )
@@ -104,7 +104,7 @@ class KafkaSampleLog:
             await consumer.stop()
 
     async def _read(
-        self, consumer: AIOKafkaConsumer, tp: TopicPartition, end: int
+        self, consumer: Consumer, tp: TopicPartition, end: int
     ) -> list[tuple[str, str]]:
         pairs: list[tuple[str, str]] = []
         while await consumer.position(tp) < end:

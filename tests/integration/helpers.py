@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
-from contracts import RankedResult, decode
+if TYPE_CHECKING:
+    from streams.kafka.connection import Consumer
 
 
 async def collect(
-    consumer: AIOKafkaConsumer,
+    consumer: Consumer,
     done: Callable[[list[ConsumerRecord]], bool],
     timeout: float = 30.0,
 ) -> list[ConsumerRecord]:
@@ -28,26 +31,15 @@ async def collect(
     return records
 
 
-async def results_for(
-    consumer: AIOKafkaConsumer, request_ids: set[str], timeout: float = 30.0
-) -> dict[str, RankedResult]:
-    """The RankedResults answering `request_ids`, each by request id."""
-    found: dict[str, RankedResult] = {}
 
-    def done(records: list[ConsumerRecord]) -> bool:
-        for rec in records:
-            result = decode(rec.value, RankedResult)
-            if result.request_id in request_ids:
-                found[result.request_id] = result
-        return request_ids <= found.keys()
-
-    await collect(consumer, done, timeout)
-    return found
-
-
-async def sleep_until(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.2)
+async def streamrank(env: dict[str, str], *args: str, timeout: float) -> str:
+    """Run the CLI as a user would, configured by `env` on top of ours; its output, or
+    AssertionError with it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams.cli", *args, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-4000:]
+    return text

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.kafka.broker_config import BrokerError, free_port
+from streams.kafka.connection import KafkaClients
 from streams.kafka.local_broker import LocalBroker
 
 pytestmark = pytest.mark.integration  # never skipped: CI installs Java and Maven
@@ -47,7 +47,7 @@ def brokers_on(data_dir: Path) -> list[int]:
 
 
 async def produce(bootstrap: str, topic: str, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = KafkaClients.plaintext(bootstrap).producer()
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=b"k")
@@ -56,9 +56,8 @@ async def produce(bootstrap: str, topic: str, value: bytes) -> None:
 
 
 async def consume_all(bootstrap: str, topic: str, expected: int) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
+    consumer = KafkaClients.plaintext(bootstrap).consumer(
         topic,
-        bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

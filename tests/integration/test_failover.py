@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from contracts import ActionEvent, Candidate, SearchEvent, encode
+from contracts import ActionEvent, Candidate, RankedResult, SearchEvent
 from streams.kafka.broker_config import free_port
 from streams.tools.simulation import catalog_items
 from streams.tools.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
-from tests.integration.helpers import results_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +33,16 @@ def held(worker: WorkerProcess) -> dict[str, list[str]]:
     return found
 
 
-async def search_all(dep: Deployment, users: list[str], tag: str) -> set[str]:
-    async with dep.producer() as producer:
+async def search_all(dep: Deployment, users: list[str], tag: str) -> dict[str, RankedResult]:
+    """Each user searches once; the answers, by request_id."""
+    async with dep.client() as client:
         for user in users:
-            search = SearchEvent(event_id=f"{tag}-{user}", request_id=f"{tag}-{user}",
-                                 user_id=user, ts=2000, query="something to read",
-                                 candidates=[Candidate(item_id=i) for i in expected(user)])
-            await producer.send_and_wait(dep.topics.search, encode(search), key=user.encode())
-    return {f"{tag}-{u}" for u in users}
+            await client.send_search(SearchEvent(
+                event_id=f"{tag}-{user}", request_id=f"{tag}-{user}", user_id=user, ts=2000,
+                query="something to read",
+                candidates=[Candidate(item_id=i) for i in expected(user)]))
+        replies = await client.results([f"{tag}-{u}" for u in users], 60)
+    return {rid: reply.result for rid, reply in replies.items()}
 
 
 async def test_two_workers_share_partitions_and_one_takes_over(deployment: Deployment) -> None:
@@ -56,21 +57,19 @@ async def test_two_workers_share_partitions_and_one_takes_over(deployment: Deplo
     )
     try:
         await second.wait_ready()
-        async with dep.producer() as producer:
+        async with dep.client(listen=False) as client:
             for item in ITEMS:  # spread over the catalog's partitions
-                await producer.send_and_wait(dep.topics.catalog, encode(item),
-                                             key=item.item_id.encode())
+                await client.publish_item(item)
         # Each worker owns some catalog partitions but must know every item.
         for worker in (first, second):
             await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] == len(ITEMS),
                                   "the whole catalog on every worker", 60)
-        async with dep.producer() as producer:
+        async with dep.client(listen=False) as client:
             for n in range(PER_USER):
                 for user in USERS:
-                    action = ActionEvent(event_id=f"{user}-{n}", user_id=user, ts=1000 + n,
-                                         item_id=f"{user}-item-{n}", action="click")
-                    await producer.send_and_wait(dep.topics.action, encode(action),
-                                                 key=user.encode())
+                    await client.publish_action(ActionEvent(
+                        event_id=f"{user}-{n}", user_id=user, ts=1000 + n,
+                        item_id=f"{user}-item-{n}", action="click"))
 
         def split(_: WorkerProcess) -> tuple[dict[str, list[str]], dict[str, list[str]]] | None:
             # Both non-empty: right after a rebalance one worker may briefly show everyone;
@@ -83,8 +82,7 @@ async def test_two_workers_share_partitions_and_one_takes_over(deployment: Deplo
 
         mine, _ = await first.wait_for(split, "users split between the two workers", 120)
 
-        async with dep.consumer(dep.topics.recommendations) as consumer:
-            answered = await results_for(consumer, await search_all(dep, USERS, "both"), 60)
+        answered = await search_all(dep, USERS, "both")
         assert not any(r.degraded for r in answered.values())
 
         first.stop()  # leaves the group; its partitions move to the second worker
@@ -92,8 +90,7 @@ async def test_two_workers_share_partitions_and_one_takes_over(deployment: Deplo
         # The second worker now holds everyone, the first worker's users from the changelogs.
         await second.wait_for(lambda w: held(w) == {u: expected(u) for u in USERS},
                               "every user's state on the remaining worker", 120)
-        async with dep.consumer(dep.topics.recommendations) as consumer:
-            after = await results_for(consumer, await search_all(dep, list(mine), "after"), 60)
+        after = await search_all(dep, list(mine), "after")
         assert set(after) == {f"after-{u}" for u in mine}
         assert not any(r.degraded for r in after.values())
     finally:

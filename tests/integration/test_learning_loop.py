@@ -7,22 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from contracts import RankedResult, SearchEvent, TrainingSample, encode
+from contracts import RankedResult, SearchEvent, TrainingSample
+from streams.client import RankingClient
 from streams.kafka.broker_config import free_port
 from streams.tools.simulation import catalog_items, shoppers
 from streams.tools.traffic import Traffic, drive, wait_for_samples
 from streams.tools.worker_process import WorkerProcess
 from tests.integration.conftest import Deployment
-from tests.integration.helpers import results_for
+from tests.integration.helpers import streamrank
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -39,18 +38,6 @@ FAST = {
 }
 TRAIN = ["--rule", "always", "--steps", "20", "--lists-per-step", "8", "--min-train-lists", "10",
          "--min-holdout-lists", "5", "--bootstrap-rounds", "200", "--quiet"]
-
-
-async def streamrank(env: dict[str, str], *args: str, timeout: float) -> str:
-    """Run the CLI as a user would; its output, or AssertionError with it."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "streams.cli", *args, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, text[-4000:]
-    return text
 
 
 def check_samples(samples: list[TrainingSample], traffic: Traffic) -> None:
@@ -74,26 +61,29 @@ def check_samples(samples: list[TrainingSample], traffic: Traffic) -> None:
 
 
 class Searches:
-    """Searches sent steadily in the background while the model changes."""
+    """Searches sent steadily in the background while the model changes; their results
+    are kept by the client until `answers`."""
 
-    def __init__(self, dep: Deployment) -> None:
-        self.dep = dep
+    def __init__(self, client: RankingClient) -> None:
+        self.client = client
         self.sent: dict[str, float] = {}
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
         crowd = list(shoppers(8, seed=11, prefix="swap"))
-        async with self.dep.producer() as producer:
-            n = 0
-            while not self.stop.is_set():
-                shopper = crowd[n % len(crowd)]
-                search: SearchEvent = shopper.search(int(time.time() * 1000))
-                await producer.send_and_wait(self.dep.topics.search, encode(search),
-                                             key=shopper.user_id.encode())
-                self.sent[search.request_id] = time.monotonic()
-                n += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stop.wait(), 0.3)
+        n = 0
+        while not self.stop.is_set():
+            shopper = crowd[n % len(crowd)]
+            search: SearchEvent = shopper.search(int(time.time() * 1000))
+            await self.client.publish_search(search)
+            self.sent[search.request_id] = time.monotonic()
+            n += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.3)
+
+    async def answers(self, timeout_s: float) -> dict[str, RankedResult]:
+        replies = await self.client.results(self.sent, timeout_s)
+        return {rid: reply.result for rid, reply in replies.items()}
 
 
 async def test_captured_samples_train_a_version_every_worker_serves(
@@ -106,22 +96,22 @@ async def test_captured_samples_train_a_version_every_worker_serves(
     env = {**dep.env, **FAST, "STREAMRANK_MODELS_DIR": str(registry)}
     first = dep.start_worker(**env)
     second: WorkerProcess | None = None
+    stack = contextlib.AsyncExitStack()
     try:
         await first.wait_ready(180)
-        async with dep.producer() as producer:
+        async with dep.client(listen=False) as client:
             for item in ITEMS:
-                await producer.send_and_wait(dep.topics.catalog, encode(item),
-                                             key=item.item_id.encode())
+                await client.publish_item(item)
         await first.wait_for(lambda w: w.get("/health/")["catalog_items"] == len(ITEMS),
                              "catalog")
         old = first.get("/health/")["model_version"]
         assert old.startswith("zeroshot-")
 
         # 1. Shoppers search and click; the worker captures what it showed and what it got.
-        traffic = await drive(dep.bootstrap, dep.topics, users=24, rounds=4,
+        traffic = await drive(dep.clients, dep.topics, users=24, rounds=4,
                               publish_catalog=False, settle_s=0.5)
         assert traffic.degraded == 0 and len(traffic.results) == 96
-        samples = await wait_for_samples(dep.bootstrap, dep.topics.samples,
+        samples = await wait_for_samples(dep.clients, dep.topics.samples,
                                          set(traffic.searches), timeout_s=90)
         check_samples(samples, traffic)
 
@@ -137,7 +127,7 @@ async def test_captured_samples_train_a_version_every_worker_serves(
             await w.wait_ready(180)
 
         # 2. Train while searches keep coming; the new version reaches every worker.
-        background = Searches(dep)
+        background = Searches(await stack.enter_async_context(dep.client()))
         task = asyncio.create_task(background.run())
         out = await streamrank(env, "train", *TRAIN, "--report-dir", str(tmp_path / "reports"),
                                timeout=600)
@@ -154,9 +144,7 @@ async def test_captured_samples_train_a_version_every_worker_serves(
         background.stop.set()
         await task
 
-        async with dep.consumer(dep.topics.recommendations) as consumer:
-            answered: dict[str, RankedResult] = await results_for(
-                consumer, set(background.sent), timeout=120)
+        answered = await background.answers(120)
         assert not [r for r in answered.values() if r.degraded], "a search failed in the swap"
         versions = {r.model_version for r in answered.values()}
         assert versions <= {old, new} and new in versions
@@ -171,5 +159,6 @@ async def test_captured_samples_train_a_version_every_worker_serves(
                              "rolled back", 120)
             assert w.get("/health/")["model_refusals"] == 0
     finally:
+        await stack.aclose()
         if second is not None:
             second.stop()

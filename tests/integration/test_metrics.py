@@ -7,10 +7,9 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts import ActionEvent, Candidate, SearchEvent, encode
+from contracts import ActionEvent, Candidate, SearchEvent
 from streams.tools.simulation import catalog_items
 from tests.integration.conftest import Deployment
-from tests.integration.helpers import results_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,39 +44,29 @@ async def test_metrics_after_traffic(deployment: Deployment) -> None:
     dep = deployment
     # A one-search queue and a burst: some searches are answered degraded (queue_full).
     worker = dep.start_worker(STREAMRANK_BATCH_QUEUE="1", STREAMRANK_BATCH_MAX_WAIT_MS="20")
-    async with dep.producer() as producer:
+    async with dep.client() as client, dep.producer() as producer:
         for item in ITEMS:
-            await producer.send_and_wait(dep.topics.catalog, encode(item),
-                                         key=item.item_id.encode())
+            await client.publish_item(item)
         await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] == len(ITEMS),
                               "catalog")
-        action = ActionEvent(event_id="a1", user_id="u1", ts=1, item_id=ITEMS[0].item_id,
-                             action="click")
-        await producer.send_and_wait(dep.topics.action, encode(action), key=b"u1")
+        await client.publish_action(ActionEvent(event_id="a1", user_id="u1", ts=1,
+                                                item_id=ITEMS[0].item_id, action="click"))
         await producer.send_and_wait(dep.topics.search, b"{not json", key=b"u1")
         # One search alone first: scored (not degraded), and the model is warm for the burst.
         first = SearchEvent(event_id="s-first", request_id="r-first", user_id="u1", ts=2,
                             query="coffee", candidates=[Candidate(item_id=i.item_id)
                                                         for i in ITEMS[:30]])
-        await producer.send_and_wait(dep.topics.search, encode(first), key=b"u1")
-        async with dep.consumer(dep.topics.recommendations) as consumer:
-            warm = await results_for(consumer, {"r-first"}, 60)
-        assert not warm["r-first"].degraded
-        ids = set()
-        sent = []
+        assert not (await client.rank(first, 60, fallback=False)).degraded
+        ids = []
         for n in range(40):
             search = SearchEvent(event_id=f"s{n}", request_id=f"r{n}", user_id=f"u{n % 5}",
                                  ts=2, query="coffee", candidates=[
                                      Candidate(item_id=i.item_id) for i in ITEMS[:30]])
-            # Not awaited one by one: the burst must reach the worker together.
-            sent.append(await producer.send(dep.topics.search, encode(search),
-                                            key=search.user_id.encode()))
-            ids.add(search.request_id)
-        for delivery in sent:
-            await delivery
-    async with dep.consumer(dep.topics.recommendations) as consumer:
-        results = await results_for(consumer, ids, 60)
-    assert any(r.degraded for r in results.values())
+            # Not acknowledged one by one: the burst must reach the worker together.
+            await client.send_search(search)
+            ids.append(search.request_id)
+        results = await client.results(ids, 60)
+    assert any(r.result.degraded for r in results.values())
 
     got = scrape(worker.web_port)
     for name in NON_ZERO:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 
-from contracts import ActionEvent, Candidate, SearchEvent, encode
+from contracts import ActionEvent, Candidate, SearchEvent
 from streams.tools.simulation import catalog_items, department
 from tests.integration.conftest import Deployment
-from tests.integration.helpers import results_for
+from tests.integration.helpers import collect
 
 ITEMS = catalog_items()
 
@@ -15,10 +15,9 @@ ITEMS = catalog_items()
 async def ready_with_catalog(dep: Deployment) -> None:
     """Start a worker and load the catalog through Kafka; return once the worker has it."""
     worker = dep.start_worker()
-    async with dep.producer() as producer:
+    async with dep.client(listen=False) as client:
         for item in ITEMS:
-            await producer.send_and_wait(dep.topics.catalog, encode(item),
-                                         key=item.item_id.encode())
+            await client.publish_item(item)
     await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] == len(ITEMS), "catalog")
 
 
@@ -29,11 +28,10 @@ async def test_ranked_result_for_every_search_personalized_by_history(
     await ready_with_catalog(dep)
     assert dep.worker is not None
     pool = [i.item_id for i in ITEMS]
-    async with dep.producer() as producer:
+    async with dep.client() as client:
         for n, item in enumerate(["coffee-0", "coffee-2", "coffee-5"]):
-            click = ActionEvent(event_id=f"c{n}", user_id="barista", ts=n, item_id=item,
-                                action="click")
-            await producer.send_and_wait(dep.topics.action, encode(click), key=b"barista")
+            await client.publish_action(ActionEvent(
+                event_id=f"c{n}", user_id="barista", ts=n, item_id=item, action="click"))
         await dep.worker.wait_for(
             lambda w: len(w.get("/users/barista/sequence/")["entries"]) == 3, "sequence"
         )
@@ -43,10 +41,9 @@ async def test_ranked_result_for_every_search_personalized_by_history(
             for u in ("barista", "stranger")
         ]
         for s in searches:
-            await producer.send_and_wait(dep.topics.search, encode(s), key=s.user_id.encode())
-
-    async with dep.consumer(dep.topics.recommendations) as consumer:
-        results = await results_for(consumer, {"r-barista", "r-stranger"})
+            await client.publish_search(s)
+        results = {rid: reply.result for rid, reply in
+                   (await client.results(["r-barista", "r-stranger"], 30)).items()}
 
     for result in results.values():
         assert sorted(i.item_id for i in result.items) == sorted(pool)
@@ -88,20 +85,16 @@ async def test_every_kind_of_garbage_lands_once_in_the_deadletter(deployment: De
     dep = deployment
     await ready_with_catalog(dep)
     assert dep.worker is not None
-    async with dep.producer() as producer:
+    async with dep.client() as client, dep.producer() as producer:
         for n, (_, attr, payload, _) in enumerate(GARBAGE):
             await producer.send_and_wait(getattr(dep.topics, attr), payload,
                                          key=f"bad-{n}".encode())
         good = SearchEvent(event_id="ok", request_id="r-after-garbage", user_id="u", ts=1,
                            query="mug", candidates=[Candidate(item_id="coffee-7")])
-        await producer.send_and_wait(dep.topics.search, encode(good), key=b"u")
-
-    async with dep.consumer(dep.topics.recommendations) as consumer:
-        assert "r-after-garbage" in await results_for(consumer, {"r-after-garbage"})
+        answer = await client.rank(good, 30, fallback=False)
+        assert answer.request_id == "r-after-garbage" and not answer.degraded
 
     async with dep.consumer(dep.topics.deadletter) as consumer:
-        from tests.integration.helpers import collect
-
         records = await collect(consumer, lambda r: len(r) >= len(GARBAGE))
         await collect(consumer, lambda r: True, timeout=2)  # nothing extra should follow
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Iterable
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from typing import TYPE_CHECKING
 
 from contracts import (
     ActionEvent,
@@ -23,7 +22,10 @@ from contracts.events import Action
 from state import sample_id
 from streams.tools.simulation import catalog_items
 from tests.integration.conftest import Deployment
-from tests.integration.helpers import collect, results_for
+from tests.integration.helpers import collect
+
+if TYPE_CHECKING:
+    from streams.kafka.connection import Consumer
 
 ITEMS = [i.item_id for i in catalog_items()]
 # Short windows keep the test quick; ticks often enough to close them promptly.
@@ -38,17 +40,15 @@ Labels = dict[tuple[str, str], str]  # (request_id, item_id) -> action
 BACKLOG = 4000  # actions that pile up while a worker is down
 
 
-def samples_consumer(dep: Deployment) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(dep.topics.samples, bootstrap_servers=dep.bootstrap,
-                            auto_offset_reset="earliest", isolation_level="read_committed")
+def samples_consumer(dep: Deployment) -> Consumer:
+    return dep.consumer(dep.topics.samples, isolation_level="read_committed")
 
 
 async def load_catalog(dep: Deployment) -> None:
     assert dep.worker is not None
-    async with dep.producer() as producer:
+    async with dep.client(listen=False) as client:
         for item in catalog_items():
-            await producer.send_and_wait(dep.topics.catalog, encode(item),
-                                         key=item.item_id.encode())
+            await client.publish_item(item)
     await dep.worker.wait_for(
         lambda w: w.get("/health/")["catalog_items"] == len(ITEMS), "catalog")
 
@@ -58,25 +58,23 @@ async def search_all(
 ) -> tuple[dict[str, RankedResult], dict[str, int]]:
     """Search for each request_id → user; their results and each user's partition."""
     partitions: dict[str, int] = {}
-    async with dep.producer() as producer:
+    async with dep.client() as client:
         for n, (rid, user) in enumerate(requests.items()):
             pool = ITEMS[(offset + 3 * n) % 40:][:6]
             event = SearchEvent(event_id=f"s-{rid}", request_id=rid, user_id=user, ts=1000 + n,
                                 query="gift ideas", candidates=[Candidate(item_id=i)
                                                                 for i in pool])
-            meta = await producer.send_and_wait(dep.topics.search, encode(event),
-                                                key=user.encode())
-            partitions[user] = meta.partition
-    async with dep.consumer(dep.topics.recommendations) as consumer:
-        return await results_for(consumer, set(requests), timeout=60), partitions
+            partitions[user] = (await client.publish_search(event)).partition
+        replies = await client.results(requests, timeout_s=60)
+    return {rid: reply.result for rid, reply in replies.items()}, partitions
 
 
 async def act(dep: Deployment, events: Iterable[tuple[str, str, Action, str | None]]) -> None:
-    async with dep.producer() as producer:
+    async with dep.client(listen=False) as client:
         for n, (user, item, action, rid) in enumerate(events):
-            event = ActionEvent(event_id=f"a-{user}-{item}-{action}-{n}", user_id=user,
-                                ts=1500, item_id=item, action=action, request_id=rid)
-            await producer.send_and_wait(dep.topics.action, encode(event), key=user.encode())
+            await client.publish_action(ActionEvent(
+                event_id=f"a-{user}-{item}-{action}-{n}", user_id=user, ts=1500, item_id=item,
+                action=action, request_id=rid))
 
 
 def expected(results: dict[str, RankedResult], labels: Labels) -> dict[str, str]:
@@ -170,11 +168,10 @@ async def test_a_sigkilled_worker_neither_loses_nor_repeats_samples(
 
     # While it is down: a backlog of other users' actions, then the stronger actions. The
     # windows are due when the worker is back, but must wait until those actions are read.
-    async with dep.producer() as producer:
+    async with dep.client(listen=False) as client:
         for n in range(BACKLOG):
-            event = ActionEvent(event_id=f"f{n}", user_id=f"filler-{n % 50}", ts=1500,
-                                item_id=ITEMS[n % 40], action="view")
-            await producer.send(dep.topics.action, encode(event), key=event.user_id.encode())
+            await client.send_action(ActionEvent(event_id=f"f{n}", user_id=f"filler-{n % 50}",
+                                                 ts=1500, item_id=ITEMS[n % 40], action="view"))
     await act(dep, [(u, item, "add_to_cart", rid) for u, item, rid in clicks])
     labels.update({(rid, item): "add_to_cart" for _, item, rid in clicks})
 
@@ -184,14 +181,12 @@ async def test_a_sigkilled_worker_neither_loses_nor_repeats_samples(
     app_id = dep.env["STREAMRANK_APP_ID"]
     done_user, open_user = by_partition[0], by_partition[1]
     # 1. samples committed by the dead worker whose removal from its state did not survive
-    previous = AIOKafkaProducer(bootstrap_servers=dep.bootstrap,
-                                transactional_id=f"{app_id}-samples-0")
+    previous = dep.clients.producer(transactional_id=f"{app_id}-samples-0")
     async with previous as producer, producer.transaction():
         for value in forged(second[f"b-{done_user}"], labels):
             await producer.send(dep.topics.samples, value, key=done_user.encode(), partition=0)
     # 2. a transaction it had begun and never committed (wrong labels, must never be seen)
-    dangling = AIOKafkaProducer(bootstrap_servers=dep.bootstrap,
-                                transactional_id=f"{app_id}-samples-1")
+    dangling = dep.clients.producer(transactional_id=f"{app_id}-samples-1")
     await dangling.start()
     try:
         await dangling.begin_transaction()

@@ -7,7 +7,7 @@ import io
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from streams.kafka.deadletter import HEADER_PREFIX
 from streams.tools.tail import TailOptions, tail
@@ -20,7 +20,7 @@ async def test_tail_prints_each_result_with_its_query_and_the_deadletters(
     deployment: Deployment,
 ) -> None:
     names = deployment.topics
-    admin = AIOKafkaAdminClient(bootstrap_servers=deployment.bootstrap)
+    admin = deployment.clients.admin()
     await admin.start()
     await admin.create_topics([NewTopic(t, 2, 1) for t in (
         names.catalog, names.search, names.action, names.recommendations, names.deadletter)])
@@ -39,7 +39,7 @@ async def test_tail_prints_each_result_with_its_query_and_the_deadletters(
              "items": [], "received_ts": 1, "published_ts": 2}), key=b"u1")
         out = io.StringIO()
         task = asyncio.create_task(tail(
-            deployment.bootstrap, names, options=TailOptions(top=5), limit=2, out=out,
+            deployment.clients, names, options=TailOptions(top=5), limit=2, out=out,
             idle_exit_s=20))
         await asyncio.sleep(3)  # the tail is assigned and at the end of the results
         await producer.send_and_wait(names.action, orjson.dumps(

@@ -1,4 +1,4 @@
-"""Kafka security settings → client options; secrets never printed."""
+"""Kafka security settings → every client the factory builds; secrets never printed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import faust
 import pytest
 from pydantic import ValidationError
 
-from streams.kafka.connection import client_options, faust_credentials
+from streams.kafka.connection import KafkaClients, client_options, faust_credentials
 from streams.settings import Settings
+from streams.tools.worker_process import connection_env, worker_env
 
 
 def test_plaintext_adds_nothing() -> None:
@@ -58,3 +59,52 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     shown = f"{settings.masked()} {settings!r} {settings}"
     assert "hunter2" not in shown and "keypass" not in shown
     assert settings.masked()["sasl_password"] == "**********"
+
+
+async def test_every_client_the_factory_builds_carries_the_security_settings() -> None:
+    settings = Settings(bootstrap_servers="k1:9093,k2:9093", security_protocol="SASL_PLAINTEXT",
+                        sasl_mechanism="SCRAM-SHA-256", sasl_username="svc",
+                        sasl_password="s3cret")  # type: ignore[arg-type]
+    clients = KafkaClients(settings)
+    producer = clients.producer(acks="all")
+    consumer = clients.consumer("t", group_id=None)
+    admin = clients.admin()
+    try:
+        for client in (producer.client, consumer._client, admin._client):
+            assert client._bootstrap_servers == "k1:9093,k2:9093"
+            assert client._security_protocol == "SASL_PLAINTEXT"
+            assert (client._sasl_mechanism, client._sasl_plain_username) == ("SCRAM-SHA-256",
+                                                                             "svc")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        await admin.close()
+    assert "s3cret" not in repr(clients)
+
+
+def test_plaintext_clients_ignore_the_deployments_security_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The local broker of tests, the demo and benches listens PLAINTEXT whatever the
+    # environment says about the deployment's cluster.
+    monkeypatch.setenv("STREAMRANK_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("STREAMRANK_SASL_USERNAME", "svc")
+    monkeypatch.setenv("STREAMRANK_SASL_PASSWORD", "s3cret")
+    local = KafkaClients.plaintext("127.0.0.1:19092")
+    assert local.options == {} and local.bootstrap_servers == "127.0.0.1:19092"
+    # ...and a worker spawned against it is told so explicitly (its env inherits ours).
+    env = worker_env(local, Path("/tmp/s"), "r", models_dir=Path("/tmp/m"))
+    assert env["STREAMRANK_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    assert env["STREAMRANK_BOOTSTRAP_SERVERS"] == "127.0.0.1:19092"
+
+
+def test_a_worker_spawned_with_sasl_clients_connects_the_same_way() -> None:
+    clients = KafkaClients(Settings(bootstrap_servers="k:9093", security_protocol="SASL_SSL",
+                                    sasl_username="svc", sasl_password="s3cret",  # type: ignore[arg-type]
+                                    ssl_cafile=Path(certifi.where())))
+    env = connection_env(clients)
+    assert env == {
+        "STREAMRANK_BOOTSTRAP_SERVERS": "k:9093", "STREAMRANK_SECURITY_PROTOCOL": "SASL_SSL",
+        "STREAMRANK_SASL_MECHANISM": "PLAIN", "STREAMRANK_SASL_USERNAME": "svc",
+        "STREAMRANK_SASL_PASSWORD": "s3cret", "STREAMRANK_SSL_CAFILE": certifi.where(),
+    }
