@@ -10,4 +10,4 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # Exports on the GPU machine gate the fp16 variants there (CPU hosts cannot check them).
 STREAMRANK_MODELS_DIR=${STREAMRANK_MODELS_DIR:-/tmp/streamrank-gpu-models} \
 timeout 290 "$BIN/streamrank" bench scorer --device cuda --backends torch,fp32,fp16 \
-  --batches 1,8,32 --budget-s 3 --load-seconds 4 --out docs/bench/scorer-gpu
+  --batches 1,8,32 --budget 3s --load 4s --out docs/bench/scorer-gpu
