@@ -127,7 +127,8 @@ async def test_captured_samples_train_a_version_every_worker_serves(
             await w.wait_ready(180)
 
         # 2. Train while searches keep coming; the new version reaches every worker.
-        background = Searches(await stack.enter_async_context(dep.client()))
+        # Kept until the end: the training run takes minutes on a small machine.
+        background = Searches(await stack.enter_async_context(dep.client(keep_s=3600)))
         task = asyncio.create_task(background.run())
         out = await streamrank(env, "train", *TRAIN, "--report-dir", str(tmp_path / "reports"),
                                timeout=600)
