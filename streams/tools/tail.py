@@ -9,6 +9,7 @@ is the consumer loop.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -25,6 +26,7 @@ from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent,
 from streams.kafka.connection import KafkaClients
 from streams.kafka.deadletter import HEADER_PREFIX
 from streams.kafka.topology import partition_counts
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.kafka.connection import Consumer
@@ -216,7 +218,7 @@ async def _assign(
             consumer.seek(tp, at.offset)
 
 
-def run_tail(settings: Any, args: Any) -> int:
+def run_tail(settings: Settings, args: argparse.Namespace) -> int:
     options = TailOptions(top=args.top, deadletter=not args.no_deadletter, user=args.user)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a live view ends
         asyncio.run(tail(
