@@ -28,6 +28,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from evaluation.protocol import Replay, Search
 from evaluation.systems import Texts
 from scoring.base import ModelError, load_verified
+from scoring.kinds import ModelKind
 from scoring.training.data import TrainingList
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Budget:
 @dataclass
 class Trained:
     name: str  # the system's name in the report
-    kind: str
+    kind: str  # a ModelKind value
     history: bool
     path: Path
     version: str
@@ -138,15 +139,15 @@ class Trainer:
 
     # --- the reuse index --------------------------------------------------------------------
 
-    def _key(self, kind: str, history: bool, lists: Sequence[TrainingList]) -> str:
+    def _key(self, kind: ModelKind, history: bool, lists: Sequence[TrainingList]) -> str:
         digest = hashlib.sha256()
         for lst in lists:
             digest.update(json.dumps(lst.to_dict(), sort_keys=True).encode())
         # Only the budget fields of this kind: a new cross budget must not retrain embed.
         budget = {k: v for k, v in asdict(self.budget).items()
-                  if k.startswith(kind) or k == "seed"}
-        spec = {"recipe": RECIPE, "kind": kind, "history": history, "variants": self.variants,
-                "budget": budget, "lists": digest.hexdigest()}
+                  if k.startswith(kind.value) or k == "seed"}
+        spec = {"recipe": RECIPE, "kind": kind.value, "history": history,
+                "variants": self.variants, "budget": budget, "lists": digest.hexdigest()}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def _index(self) -> dict[str, Any]:
@@ -186,19 +187,19 @@ class Trainer:
 
     # --- training -------------------------------------------------------------------------
 
-    def lists(self, kind: str, history: bool) -> list[TrainingList]:
-        cands = self.budget.cross_candidates if kind == "cross" else None
+    def lists(self, kind: ModelKind, history: bool) -> list[TrainingList]:
+        cands = self.budget.cross_candidates if kind is ModelKind.CROSS else None
         return training_lists(
             self.replay.train, self.texts, history=history,
             history_length=self.replay.config.history, candidates=cands, seed=self.budget.seed,
         )
 
     def _prepare(
-        self, kind: str, history: bool
+        self, kind: ModelKind, history: bool
     ) -> tuple[str, list[TrainingList], str, Trained | None]:
         """(display name, training lists, reuse key, an earlier identical model or None)."""
         lists = self.lists(kind, history)
-        name = kind if history else f"{kind} (no history)"
+        name = kind.value if history else f"{kind.value} (no history)"
         key = self._key(kind, history, lists)
         found = self._reuse(key)
         if found is not None:
@@ -209,7 +210,7 @@ class Trainer:
         from scoring.training.export_ranker import export_embed
         from scoring.training.fit import train_embed
 
-        name, lists, key, found = self._prepare("embed", history)
+        name, lists, key, found = self._prepare(ModelKind.EMBED, history)
         if found is not None:
             return found
         b = self.budget
@@ -222,14 +223,14 @@ class Trainer:
         metrics = self._metrics(name, report.as_dict(), len(lists), history)
         manifest = export_embed(encoder, head, models_dir=self.models_dir, metrics=metrics,
                                 variants=self.variants)
-        return self._done(key, name, "embed", history, manifest.version, started, lists,
+        return self._done(key, name, ModelKind.EMBED, history, manifest.version, started, lists,
                           report.as_dict(), report.loss_curve)
 
     def cross(self, *, history: bool) -> Trained:
         from scoring.training.export_ranker import export_cross
         from scoring.training.fit import train_cross
 
-        name, lists, key, found = self._prepare("cross", history)
+        name, lists, key, found = self._prepare(ModelKind.CROSS, history)
         if found is not None:
             return found
         b = self.budget
@@ -242,7 +243,7 @@ class Trainer:
         metrics = self._metrics(name, report.as_dict(), len(lists), history)
         manifest = export_cross(model, models_dir=self.models_dir, metrics=metrics,
                                 variants=self.variants)
-        return self._done(key, name, "cross", history, manifest.version, started, lists,
+        return self._done(key, name, ModelKind.CROSS, history, manifest.version, started, lists,
                           report.as_dict(), report.loss_curve)
 
     def cascade(self, embed: Trained, cross: Trained) -> Trained:
@@ -254,7 +255,7 @@ class Trainer:
             metrics={"evaluation": "movielens", "components_trained_with_history": True},
         )
         return Trained(
-            name="cascade", kind="cascade", history=True,
+            name="cascade", kind=ModelKind.CASCADE.value, history=True,
             path=self.models_dir / manifest.version, version=manifest.version,
             seconds=round(time.perf_counter() - started, 1), lists=embed.lists + cross.lists,
         )
@@ -269,11 +270,11 @@ class Trainer:
         }
 
     def _done(
-        self, key: str, name: str, kind: str, history: bool, version: str, started: float,
+        self, key: str, name: str, kind: ModelKind, history: bool, version: str, started: float,
         lists: Sequence[TrainingList], report: dict[str, Any], curve: list[float],
     ) -> Trained:
         trained = Trained(
-            name=name, kind=kind, history=history, path=self.models_dir / version,
+            name=name, kind=kind.value, history=history, path=self.models_dir / version,
             version=version, seconds=round(time.perf_counter() - started, 1), lists=len(lists),
             report=report, loss_curve=[round(x, 5) for x in curve],
         )

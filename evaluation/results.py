@@ -45,7 +45,7 @@ class Scored:
             name=system.name,
             personalized=system.personalized,
             learned=system.learned,
-            version=getattr(system, "version", ""),
+            version=system.version,
             metrics=per_list(scores, labels, K),
             seconds=seconds,
             diagnostic=system.diagnostic,

@@ -30,12 +30,12 @@ from evaluation.report import plot_delta, plot_ndcg, plot_path, plot_training, r
 from evaluation.results import MRR, NDCG, Scored, Table, goal, tables
 from evaluation.systems import ScorerSystem, SeenDemoted, System, Texts, baselines
 from scoring import build_scorer
+from scoring.kinds import LEARNED_KINDS, ModelKind, kind_names
 from scoring.quality import bootstrap, paired_bootstrap, per_list
 
 log = logging.getLogger(__name__)
 
 FULL, SUBSET = "full test period", "cross subset"
-KINDS = ("embed", "cross", "cascade")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class EvalConfig:
     budget: Budget = field(default_factory=Budget)
     limit: int | None = None  # at most this many test searches scored (seeded sample)
     cross_searches: int = 100
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = tuple(kind_names(LEARNED_KINDS))  # ModelKind values
     fresh: bool = False
     variants: tuple[str, ...] = ("int8", "fp16")  # export variants to try (tests: none)
     kafka: bool = False
@@ -109,31 +109,33 @@ class Evaluation:
         cheap.append(ScorerSystem("zero-shot", zs, texts, history=True, learned=False,
                                   history_length=hist))
         expensive: list[System] = []
-        wanted = [(kind, history) for kind in ("embed", "cross") if kind in c.kinds
+        kinds = {ModelKind(k) for k in c.kinds}
+        embed, cross, cascade = ModelKind.EMBED, ModelKind.CROSS, ModelKind.CASCADE
+        wanted = [(kind, history) for kind in (embed, cross) if kind in kinds
                   for history in (True, False)]
-        if "cascade" in c.kinds:  # its components: the models trained with history
-            wanted += [("embed", True), ("cross", True)]
+        if cascade in kinds:  # its components: the models trained with history
+            wanted += [(embed, True), (cross, True)]
         trainer = Trainer(rep, c.models_dir, c.budget, fresh=c.fresh, variants=c.variants)
-        made: dict[tuple[str, bool], Trained] = {}
+        train = {embed: trainer.embed, cross: trainer.cross}
+        made: dict[tuple[ModelKind, bool], Trained] = {}
         for kind, history in dict.fromkeys(wanted):
             started = time.perf_counter()
-            made[(kind, history)] = getattr(trainer, kind)(history=history)
+            made[(kind, history)] = train[kind](history=history)
             self._timed(f"train+export {made[(kind, history)].name}", started)
-        if "cascade" in c.kinds:
+        if cascade in kinds:
             started = time.perf_counter()
-            made[("cascade", True)] = trainer.cascade(made[("embed", True)],
-                                                      made[("cross", True)])
+            made[(cascade, True)] = trainer.cascade(made[(embed, True)], made[(cross, True)])
             self._timed("export cascade", started)
         for (made_kind, history), t in made.items():
-            if made_kind not in c.kinds:
+            if made_kind not in kinds:
                 continue
-            scorer = build_scorer(made_kind, c.models_dir, version=str(t.path),
+            scorer = build_scorer(made_kind.value, c.models_dir, version=str(t.path),
                                   device=c.device)  # type: ignore[arg-type]
-            t.variant = str(getattr(scorer, "variant", ""))
+            t.variant = scorer.variant_decision.variant
             self.trained.append(t)
             system = ScorerSystem(t.name, scorer, texts, history=history, learned=True,
                                   history_length=hist)
-            (cheap if made_kind == "embed" else expensive).append(system)
+            (cheap if made_kind is embed else expensive).append(system)
         return cheap, expensive
 
     def run(self) -> Outcome:
@@ -221,7 +223,7 @@ class Evaluation:
                              batch=1)
         single = per_list(alone.score(sample), [s.labels for s in sample])
         return {
-            "variant": str(getattr(system.scorer, "variant", "")),
+            "variant": system.scorer.variant_decision.variant,
             "batch": system.batch,
             "same_positive_rank": int(np.isclose(single[MRR], offline.metrics[MRR]).sum()),
             "searches": len(sample),

@@ -35,6 +35,11 @@ class System(Protocol):
     # Not something the worker can serve: shown to explain the others, never the "winner".
     diagnostic: bool
 
+    @property
+    def version(self) -> str:
+        """The model version behind it ("" for a baseline)."""
+        ...
+
     def score(self, searches: Sequence[Search]) -> list[Floats]:
         """One score array per search, aligned with its candidates (higher ranks first)."""
         ...
@@ -46,6 +51,7 @@ class RetrieverOrder:
     personalized: bool = False
     learned: bool = False
     diagnostic: bool = False
+    version: str = ""
 
     def score(self, searches: Sequence[Search]) -> list[Floats]:
         # Descending positions: the retriever's own order, whatever its raw scores were.
@@ -58,6 +64,7 @@ class Popularity:
     personalized: bool = False
     learned: bool = False
     diagnostic: bool = False
+    version: str = ""
 
     def score(self, searches: Sequence[Search]) -> list[Floats]:
         return [np.asarray(s.popularity, dtype=np.float64) for s in searches]
@@ -71,6 +78,7 @@ class PopularityUnseen:
     personalized: bool = True
     learned: bool = False
     diagnostic: bool = False
+    version: str = ""
 
     def score(self, searches: Sequence[Search]) -> list[Floats]:
         out = []
@@ -141,7 +149,8 @@ class ScorerSystem:
                 self.texts.request(s, history=self.history, history_length=self.history_length)
                 for s in chunk
             ]
-            out += [np.asarray(row, dtype=np.float64) for row in self.scorer.score(requests)]
+            out += [np.asarray(row, dtype=np.float64)
+                    for row in self.scorer.score(requests).scores]
         return out
 
 
@@ -157,7 +166,7 @@ class SeenDemoted:
         self.personalized = True
         self.learned = base.learned
         self.diagnostic = True
-        self.version = getattr(base, "version", "")
+        self.version = base.version
 
     def score(self, searches: Sequence[Search]) -> list[Floats]:
         return self.apply(searches, self.base.score(searches))

@@ -11,19 +11,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scoring.base import MANIFEST_FILE, Manifest, ModelError, Scorer, ScoreRequest
+from scoring.base import (
+    MANIFEST_FILE,
+    Manifest,
+    ModelError,
+    Scorer,
+    ScoreRequest,
+    ScoreResult,
+    VariantBasis,
+    VariantDecision,
+)
 from scoring.cascade import CascadeScorer
 from scoring.cross import CrossScorer
 from scoring.embed import EmbedScorer
 from scoring.encoder import Device, OnnxEncoder
+from scoring.kinds import LEARNED_KINDS, ModelKind
 from scoring.registry import ModelRegistry, VersionInfo, load_zeroshot
 from scoring.zeroshot import MODEL_NAME as ZEROSHOT_MODEL
 from scoring.zeroshot import TextEncoder, ZeroShotScorer
 
 log = logging.getLogger(__name__)
-
-# Learned kinds are served from the registry; the zero-shot baseline stays by folder name.
-LEARNED_KINDS = ("embed", "cross", "cascade")
 
 
 def _build_zeroshot(
@@ -40,7 +47,7 @@ def _build_zeroshot(
     return load_zeroshot(model_dir, device, options)
 
 
-def _learned(kind: str) -> Callable[[Path, Device, str | None, str | None, Any], Scorer]:
+def _learned(kind: ModelKind) -> Callable[[Path, Device, str | None, str | None, Any], Scorer]:
     def build(
         models_dir: Path, device: Device, version: str | None, variant: str | None, options: Any
     ) -> Scorer:
@@ -48,7 +55,7 @@ def _learned(kind: str) -> Callable[[Path, Device, str | None, str | None, Any],
         if version is not None:
             path = registry.resolve(version)
         else:
-            found = registry.latest(kind)
+            found = registry.latest(kind.manifest_kind)
             if found is None:
                 raise ModelError(
                     f"no {kind} model in {models_dir}; run `streamrank model export --kind {kind}` "
@@ -65,9 +72,10 @@ def _learned(kind: str) -> Callable[[Path, Device, str | None, str | None, Any],
     return build
 
 
+# Learned kinds are served from the registry; the zero-shot baseline stays by folder name.
 _BUILDERS: dict[str, Callable[[Path, Device, str | None, str | None, Any], Scorer]] = {
-    "zeroshot": _build_zeroshot,
-    **{kind: _learned(kind) for kind in LEARNED_KINDS},
+    ModelKind.ZEROSHOT.value: _build_zeroshot,
+    **{kind.value: _learned(kind) for kind in LEARNED_KINDS},
 }
 
 
@@ -96,7 +104,8 @@ def build_scorer(
     if builder is None:
         raise ValueError(f"unknown scorer {name!r}; available: {', '.join(available_scorers())}")
     scorer = builder(Path(models_dir), device, version, variant, dict(options))
-    log.info("scorer %s ready: version %s on %s", scorer.name, scorer.version, scorer.provider)
+    log.info("scorer %s ready: version %s on %s, variant %s", scorer.name, scorer.version,
+             scorer.provider, scorer.variant_decision.variant)
     return scorer
 
 
@@ -109,11 +118,15 @@ __all__ = [
     "EmbedScorer",
     "Manifest",
     "ModelError",
+    "ModelKind",
     "ModelRegistry",
     "OnnxEncoder",
     "ScoreRequest",
+    "ScoreResult",
     "Scorer",
     "TextEncoder",
+    "VariantBasis",
+    "VariantDecision",
     "VersionInfo",
     "ZeroShotScorer",
     "available_scorers",

@@ -2,7 +2,11 @@
 
 A scorer turns a search (query, the user's recent history, candidate items) into one relevance
 score per candidate. Higher is better. The worker calls `score` from one executor thread at a
-time, so implementations need not be re-entrant, but must not rely on the event loop.
+time, so implementations need not be re-entrant, but must not rely on the event loop. A call
+returns its scores together with where its time went (`ScoreResult`), and every scorer says
+which variant serves and why (`VariantDecision`, decided when it was loaded) and whether it
+keeps item embeddings worth warming (`caches_items`, `warm_items`): typed attributes the worker
+reads, never discovered at run time.
 
 Every exported model lives in its own folder with a `manifest.json` naming each file and its
 sha256: a serving process refuses a folder whose files do not match, so a half-copied or
@@ -16,8 +20,11 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from scoring.agreement import Agreement
 
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -38,6 +45,58 @@ class ScoreRequest:
     candidates: Sequence[tuple[str, str]]
 
 
+# (item_id, item text) of a catalog item.
+ItemText = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What one `Scorer.score` call returns."""
+
+    # One list per request, one finite float per candidate, in the candidates' order.
+    scores: list[list[float]]
+    # Seconds per stage of this call (e.g. tokenize, encode, head, inference, similarity).
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+class VariantBasis(StrEnum):
+    """Why a variant serves (a metrics label: keep the values stable)."""
+
+    FORCED = "forced"  # named by STREAMRANK_MODEL_VARIANT (or the caller): not checked
+    PASSED = "passed"  # the reduced-precision variant passed its gate on this machine
+    FAILED = "failed"  # it failed its gate (or could not run) here: fp32 serves
+    NO_REFERENCE = "no_reference"  # shipped, but no stored fp32 reference to check it: fp32
+    NOT_SHIPPED = "not_shipped"  # the variant this device prefers is not in the version
+    ONLY = "only"  # the model has a single variant (zero-shot encoder, torch baselines)
+    COMPONENTS = "components"  # a cascade: each component decided on its own (see parts)
+
+
+@dataclass(frozen=True)
+class VariantDecision:
+    """Which variant of a version serves, and why; made at load time on the serving machine
+    (scoring/variants.py) and logged, shown on /health/ and exported as a metric."""
+
+    variant: str  # fp32, int8, fp16; a cascade with mixed components: "embed=int8,cross=fp32"
+    basis: VariantBasis
+    reason: str  # one line for a human, with the measured figures when a gate ran
+    checked: str = ""  # the variant whose gate ran on this machine ("" when none ran)
+    agreement: Agreement | None = None  # its figures against the stored fp32 reference
+    check_seconds: float = 0.0
+    parts: Mapping[str, VariantDecision] = field(default_factory=dict)  # cascade components
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"variant": self.variant, "basis": self.basis.value,
+                               "reason": self.reason}
+        if self.checked:
+            out["checked"] = self.checked
+            out["check_seconds"] = round(self.check_seconds, 3)
+        if self.agreement is not None:
+            out["agreement"] = self.agreement.as_dict()
+        if self.parts:
+            out["parts"] = {role: d.as_dict() for role, d in self.parts.items()}
+        return out
+
+
 @runtime_checkable
 class Scorer(Protocol):
     """Scores candidates; the worker runs `score` in an executor, one call at a time."""
@@ -45,9 +104,18 @@ class Scorer(Protocol):
     name: str
     version: str
     provider: str
+    # Which variant serves and why, decided when the scorer was built.
+    variant_decision: VariantDecision
+    # Whether `warm_items` precomputes anything: the worker walks the catalog only then.
+    caches_items: bool
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        """One list per request, one finite float per candidate, in the candidates' order."""
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
+        """Scores for every request (see ScoreResult), and the call's stage timings."""
+        ...
+
+    def warm_items(self, items: Sequence[ItemText]) -> int:
+        """Precompute what searches over `items` would compute; returns how many items were
+        newly prepared (0 for a scorer with nothing to precompute)."""
         ...
 
 
@@ -76,10 +144,13 @@ class Manifest:
     metrics: Mapping[str, Any] = field(default_factory=dict)  # held-out quality, training budget
     components: Mapping[str, str] = field(default_factory=dict)  # cascade: role -> subfolder
     parent: str = ""  # the version this one was fine-tuned from
+    # Fixed probe lists with their fp32 reference scores (scoring/variants.ProbeSet): each
+    # serving machine checks a reduced-precision variant against them before serving it.
+    probe: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)
-        for key in ("files", "features", "variants", "metrics", "components", "parity"):
+        for key in ("files", "features", "variants", "metrics", "components", "parity", "probe"):
             data[key] = dict(getattr(self, key))
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
@@ -171,10 +242,14 @@ def _safe_join(root: Path, rel: str) -> Path:
 
 __all__ = [
     "MANIFEST_FILE",
+    "ItemText",
     "Manifest",
     "ModelError",
     "ScoreRequest",
+    "ScoreResult",
     "Scorer",
+    "VariantBasis",
+    "VariantDecision",
     "load_verified",
     "sha256_file",
 ]

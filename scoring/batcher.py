@@ -7,7 +7,10 @@
 Each search waits at most `timeout_ms` in all; a search that cannot be scored in time (queue
 full, too slow, scorer error, batcher stopped) is answered at once as degraded, so the caller
 publishes the original order instead of hanging. Timings split a search's latency into its
-queue wait and the scorer's own stages (`last_timings`).
+queue wait and the scorer's own stages (the ScoreResult of its batch).
+
+Every wait (the batching window, a search's timeout) is a timer of `clock`: the event loop's
+by default, a manual one in tests, which then step time instead of sleeping.
 """
 
 from __future__ import annotations
@@ -16,18 +19,40 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from scoring.base import Scorer, ScoreRequest
+from scoring.base import ScoreRequest
 from scoring.serving import ScorerSlot
 
 log = logging.getLogger(__name__)
 
 RECENT_BATCHES = 512
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Seconds on a monotonic clock, and callbacks after a delay on it (on the event loop)."""
+
+    def now(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
+
+
+class LoopClock:
+    """The running event loop's clock (time.monotonic) and timers: the default."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(delay, callback)
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,7 @@ class MicroBatcher:
         max_queue: int = 1024,
         timeout_ms: float = 1000.0,
         on_batch: Callable[[int, int], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if max_batch_pairs < 1 or max_queue < 1:
             raise ValueError("max_batch_pairs and max_queue must be >= 1")
@@ -72,6 +98,7 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.timeout = timeout_ms / 1000.0
+        self.clock: Clock = clock or LoopClock()
         # (searches, pairs) of every scored batch: the worker's metrics, without scoring/
         # knowing about Prometheus.
         self.on_batch = on_batch
@@ -81,7 +108,8 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: list[_Entry] = []
         # Counters for metrics.
-        self.batches = 0
+        self.dispatched = 0  # batches handed to the scorer
+        self.batches = 0  # batches scored
         self.requests = 0
         self.pairs = 0
         self.degraded: Counter[str] = Counter()
@@ -125,7 +153,7 @@ class MicroBatcher:
     async def submit(self, request: ScoreRequest) -> Outcome:
         """Scores for `request`, or a degraded Outcome; returns within ~timeout_ms."""
         loop = asyncio.get_running_loop()
-        entry = _Entry(request, loop.create_future(), time.perf_counter(), len(request.candidates))
+        entry = _Entry(request, loop.create_future(), self.clock.now(), len(request.candidates))
         if not self.running:
             self._degrade(entry, "stopped")
         elif len(self._queue) >= self.max_queue:
@@ -134,20 +162,24 @@ class MicroBatcher:
             self._queue.append(entry)
             self.peak_queue_depth = max(self.peak_queue_depth, len(self._queue))
             self._wakeup.set()
+        if entry.future.done():
+            return entry.future.result()
+        # Not answered in time: answered then, and marked done so the batcher skips it.
+        timer = self.clock.call_later(self.timeout, lambda: self._degrade(entry, "timeout"))
         try:
-            await asyncio.wait({entry.future}, timeout=self.timeout)
+            await asyncio.wait({entry.future})
         except asyncio.CancelledError:
             self._degrade(entry, "cancelled")  # the caller went away: skip its work
             raise
-        # Not answered in time: answered now, and marked done so the batcher skips it.
-        self._degrade(entry, "timeout")
+        finally:
+            timer.cancel()
         return entry.future.result()
 
     def _degrade(self, entry: _Entry, reason: str) -> None:
         if entry.future.done():
             return
         self.degraded[reason] += 1
-        waited = time.perf_counter() - entry.enqueued
+        waited = self.clock.now() - entry.enqueued
         entry.future.set_result(
             Outcome(None, True, self.slot.current.version, {"queue": waited}, reason)
         )
@@ -180,25 +212,28 @@ class MicroBatcher:
             if not batch:
                 await self._wakeup.wait()
                 continue
-            remaining = batch[0].enqueued + self.max_wait - time.perf_counter()
+            remaining = batch[0].enqueued + self.max_wait - self.clock.now()
             if remaining <= 0:
                 return
+            # Woken by a new search or by the end of the window; the loop then decides.
+            timer = self.clock.call_later(remaining, self._wakeup.set)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                return
+                await self._wakeup.wait()
+            finally:
+                timer.cancel()
 
     async def _score(self, batch: list[_Entry], executor: ThreadPoolExecutor) -> None:
         live = [e for e in batch if not e.future.done()]
         if not live:
             return
         scorer = self.slot.current  # the whole batch runs on the scorer it started with
-        started = time.perf_counter()
+        started = self.clock.now()
         requests = [e.request for e in live]
         loop = asyncio.get_running_loop()
+        self.dispatched += 1
         try:
-            scores, stages = await loop.run_in_executor(executor, _call, scorer, requests)
-            _check(scores, requests)
+            result = await loop.run_in_executor(executor, scorer.score, requests)
+            _check(result.scores, requests)
         except asyncio.CancelledError:
             raise  # stop(): the entries are answered there
         except Exception:
@@ -214,8 +249,8 @@ class MicroBatcher:
         self.batch_pairs_histogram[1 << max(pairs - 1, 0).bit_length()] += 1
         if self.on_batch is not None:
             self.on_batch(len(live), pairs)
-        stages["score"] = time.perf_counter() - started
-        for entry, row in zip(live, scores, strict=True):
+        stages = {**result.timings, "score": self.clock.now() - started}
+        for entry, row in zip(live, result.scores, strict=True):
             if entry.future.done():  # timed out meanwhile: already answered degraded
                 continue
             timings = {"queue": started - entry.enqueued, **stages}
@@ -224,6 +259,7 @@ class MicroBatcher:
     def stats(self) -> dict[str, object]:
         """A snapshot for metrics and /ready/-style endpoints."""
         return {
+            "dispatched": self.dispatched,
             "batches": self.batches,
             "requests": self.requests,
             "pairs": self.pairs,
@@ -233,14 +269,6 @@ class MicroBatcher:
             "batch_pairs_histogram": dict(sorted(self.batch_pairs_histogram.items())),
             "recent_batch_pairs": list(self.recent_batch_pairs),
         }
-
-
-def _call(
-    scorer: Scorer, requests: list[ScoreRequest]
-) -> tuple[list[list[float]], dict[str, float]]:
-    # Read the stage timings on the scorer thread, right after the call that produced them.
-    scores = scorer.score(requests)
-    return scores, dict(getattr(scorer, "last_timings", {}))
 
 
 def _check(scores: Sequence[Sequence[float]], requests: Sequence[ScoreRequest]) -> None:

@@ -5,6 +5,10 @@ requests' pairs in one cross call. Final order: the re-scored top k by cross sco
 rest by embed score (unknown items last). Cross logits and embed scores live on different
 scales, so the top k are shifted to sit just above the best of the rest: the returned scores
 are finite and sort into exactly that order.
+
+Each component is a full version with its own probe reference, so each decides its variant on
+this machine (scoring/variants.py): the embed encoder may serve int8 while the cross-encoder
+keeps fp32. A forced variant (STREAMRANK_MODEL_VARIANT) applies to both.
 """
 
 from __future__ import annotations
@@ -17,10 +21,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from scoring.base import ModelError, ScoreRequest, load_verified
+from scoring.base import (
+    ItemText,
+    ModelError,
+    ScoreRequest,
+    ScoreResult,
+    VariantDecision,
+    load_verified,
+)
 from scoring.cross import CrossScorer, Triple
 from scoring.embed import EmbedScorer
-from scoring.session import Device, pick_variant, wants_gpu
+from scoring.session import Device
+from scoring.variants import combined, shipped_variants
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +46,7 @@ class CascadeScorer:
     """Scores with a `cascade` version folder holding `embed/` and `cross/` versions."""
 
     name = "cascade"
+    caches_items = True  # the embed component's item embeddings
 
     def __init__(
         self,
@@ -57,12 +70,16 @@ class CascadeScorer:
         if not isinstance(k, int) or isinstance(k, bool) or k < 0:
             raise ModelError(f"{self.model_dir}: cascade_k must be an int >= 0, got {k!r}")
         self.cascade_k = k
-        # The cascade lists the variants both components ship; both serve the same one.
-        self.variant = pick_variant(self.manifest, gpu=wants_gpu(device), override=variant)
+        # The cascade lists the variants both components ship: a forced one must be among them.
+        if variant is not None and variant not in shipped_variants(self.manifest):
+            raise ModelError(
+                f"{self.version}: variant {variant!r} not shipped "
+                f"(shipped: {', '.join(sorted(shipped_variants(self.manifest)))})"
+            )
         self.embed = EmbedScorer(
             self._component("embed"),
             device=device,
-            variant=self.variant,
+            variant=variant,
             threads=threads,
             batch_size=batch_size,
             cache_size=cache_size,
@@ -71,13 +88,15 @@ class CascadeScorer:
         self.cross = CrossScorer(
             self._component("cross"),
             device=device,
-            variant=self.variant,
+            variant=variant,
             threads=threads,
             max_pairs=max_pairs,
         )
+        self.variant_decision: VariantDecision = combined(
+            {"embed": self.embed.variant_decision, "cross": self.cross.variant_decision}
+        )
         self.provider: str = self.embed.provider
         self._lock = threading.Lock()
-        self.last_timings: dict[str, float] = {}
         self.rescored = 0
         log.info(
             "cascade %s (%s): embed %s + cross %s, top %d re-scored",
@@ -97,34 +116,34 @@ class CascadeScorer:
             raise ModelError(f"{self.model_dir}: component {role!r} must be a sub-folder: {sub!r}")
         return path
 
-    def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
+    @property
+    def variant(self) -> str:
+        return self.variant_decision.variant
+
+    def warm_items(self, items: Sequence[ItemText]) -> int:
         """Precompute item embeddings (the cross-encoder has nothing to precompute)."""
         return self.embed.warm_items(items)
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
         with self._lock:
-            first = self.embed.score(requests)
-            timings = dict(self.embed.last_timings)
+            embedded = self.embed.score(requests)
+            first, timings = embedded.scores, dict(embedded.timings)
             if self.cascade_k == 0:
-                self.last_timings = timings
-                return first
+                return ScoreResult(first, timings)
             picks = [self._top(req, scores) for req, scores in zip(requests, first, strict=True)]
             triples: list[Triple] = [
                 (req.query, req.history, req.candidates[j][1])
                 for req, top in zip(requests, picks, strict=True)
                 for j in top
             ]
-            logits = self.cross.score_pairs(triples)
-            for stage, seconds in self.cross.last_timings.items():
-                timings[stage] = timings.get(stage, 0.0) + seconds
-            self.last_timings = timings
+            logits = self.cross.score_pairs(triples, timings)
             self.rescored += len(triples)
         out: list[list[float]] = []
         start = 0
         for scores, top in zip(first, picks, strict=True):
             out.append(_merge(scores, top, logits[start : start + len(top)]))
             start += len(top)
-        return out
+        return ScoreResult(out, timings)
 
     def _top(self, req: ScoreRequest, scores: list[float]) -> list[int]:
         """Indices of the k best known candidates by embed score (ties: original order)."""

@@ -3,7 +3,8 @@
 The most accurate kind and the most expensive: every candidate is a full forward pass over
 [CLS] query [SEP] history [SEP] item [SEP] (Featurizer.pair_batch). Pairs of all requests of a
 call are scored together, sorted by token length and cut into chunks of `max_pairs`, so a
-chunk holds pairs of similar length and little compute goes into padding.
+chunk holds pairs of similar length and little compute goes into padding. It precomputes
+nothing per item, so there is nothing to warm.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from scoring.base import ModelError, ScoreRequest, load_verified
+from scoring.base import (
+    ItemText,
+    ModelError,
+    ScoreRequest,
+    ScoreResult,
+    VariantDecision,
+    load_verified,
+)
 from scoring.session import (
     Device,
     Runner,
@@ -26,10 +34,10 @@ from scoring.session import (
     create_session,
     graph_path,
     load_featurizer,
-    pick_variant,
     unknown_last,
     wants_gpu,
 )
+from scoring.variants import choose_variant
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +47,14 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("logits",)
 # (query, history newest first, item text)
 Triple = tuple[str, Sequence[str], str]
+Timings = dict[str, float]
 
 
 class CrossScorer:
     """Scores candidates with an exported cross-encoder (a `cross` version folder)."""
 
     name = "cross"
+    caches_items = False
 
     def __init__(
         self,
@@ -62,19 +72,20 @@ class CrossScorer:
         if self.manifest.kind != KIND:
             raise ModelError(f"{self.model_dir}: kind {self.manifest.kind!r}, expected {KIND!r}")
         self.version: str = self.manifest.version
-        self.variant = pick_variant(self.manifest, gpu=wants_gpu(device), override=variant)
-        path = graph_path(self.manifest, self.model_dir, self.variant, GRAPH)
-        session = create_session(path, device=device, threads=threads)
-        check_io(session, INPUTS, OUTPUTS, what=str(path))
-        self._runner = Runner(session, OUTPUTS)
-        self.provider: str = chosen_provider(session)
         self.featurizer = load_featurizer(self.manifest, self.model_dir)
         self.max_pairs = max_pairs
         self._lock = threading.Lock()
-        # Seconds per stage of the latest call, for the worker's latency split.
-        self.last_timings: dict[str, float] = {}
         self.pairs_scored = 0
         self.runs = 0
+        self._device, self._threads = device, threads
+        self._runner: Runner | None = None
+        self.provider: str = ""
+        # Opens the variant that serves, after checking a reduced one on this machine.
+        self.variant_decision: VariantDecision = choose_variant(
+            self.manifest, gpu=wants_gpu(device), override=variant, use=self._use,
+            trial=lambda requests: self._score(requests, {}),
+        )
+        self.pairs_scored = self.runs = 0  # the counters are about searches, not the check
         log.info(
             "cross %s (%s) loaded from %s on %s (threads=%s, max_pairs=%d)",
             self.version,
@@ -85,12 +96,31 @@ class CrossScorer:
             max_pairs,
         )
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+    @property
+    def variant(self) -> str:
+        return self.variant_decision.variant
+
+    def _use(self, variant: str) -> None:
+        path = graph_path(self.manifest, self.model_dir, variant, GRAPH)
+        session = create_session(path, device=self._device, threads=self._threads)
+        check_io(session, INPUTS, OUTPUTS, what=str(path))
+        self._runner = Runner(session, OUTPUTS)
+        self.provider = chosen_provider(session)
+
+    def warm_items(self, items: Sequence[ItemText]) -> int:
+        return 0  # a pair's score depends on the query: nothing to precompute per item
+
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
+        timings: Timings = {}
+        with self._lock:
+            scores = self._score(requests, timings)
+        return ScoreResult(scores, timings)
+
+    def _score(self, requests: Sequence[ScoreRequest], timings: Timings) -> list[list[float]]:
         triples: list[Triple] = [
             (req.query, req.history, text) for req in requests for _, text in req.candidates if text
         ]
-        with self._lock:
-            logits = self._score_pairs(triples)
+        logits = self._score_pairs(triples, timings)
         out: list[list[float]] = []
         start = 0
         for req in requests:
@@ -100,12 +130,17 @@ class CrossScorer:
             start += known
         return out
 
-    def score_pairs(self, triples: Sequence[Triple]) -> npt.NDArray[np.float32]:
-        """Raw logits of each (query, history, item) triple, in order (used by the cascade)."""
+    def score_pairs(self, triples: Sequence[Triple], timings: Timings | None = None
+                    ) -> npt.NDArray[np.float32]:
+        """Raw logits of each (query, history, item) triple, in order (used by the cascade);
+        seconds spent are added to `timings` ("tokenize", "inference") when given."""
         with self._lock:
-            return self._score_pairs(triples)
+            return self._score_pairs(triples, {} if timings is None else timings)
 
-    def _score_pairs(self, triples: Sequence[Triple]) -> npt.NDArray[np.float32]:
+    def _score_pairs(self, triples: Sequence[Triple], timings: Timings
+                     ) -> npt.NDArray[np.float32]:
+        if self._runner is None:
+            raise ModelError(f"{self.model_dir}: no variant opened")
         started = time.perf_counter()
         out = np.zeros(len(triples), dtype=np.float32)
         lengths = [len(self.featurizer.pair_ids(q, h, i)[0]) for q, h, i in triples]
@@ -122,10 +157,8 @@ class CrossScorer:
                 }
             )
             out[idx] = np.asarray(result[0], dtype=np.float32).reshape(-1)
-        self.last_timings = {
-            "tokenize": tokenized - started,
-            "inference": time.perf_counter() - tokenized,
-        }
+        timings["tokenize"] = timings.get("tokenize", 0.0) + tokenized - started
+        timings["inference"] = timings.get("inference", 0.0) + time.perf_counter() - tokenized
         self.pairs_scored += len(triples)
         self.runs += len(chunks)
         return out

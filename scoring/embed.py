@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from scoring.base import ModelError, ScoreRequest, load_verified
+from scoring.base import (
+    ItemText,
+    ModelError,
+    ScoreRequest,
+    ScoreResult,
+    VariantDecision,
+    load_verified,
+)
 from scoring.session import (
     Device,
     Runner,
@@ -28,10 +35,10 @@ from scoring.session import (
     create_session,
     graph_path,
     load_featurizer,
-    pick_variant,
     unknown_last,
     wants_gpu,
 )
+from scoring.variants import choose_variant
 from scoring.zeroshot import LRUCache, gather_vectors
 
 log = logging.getLogger(__name__)
@@ -44,13 +51,15 @@ ENCODER_OUTPUTS = ("embedding",)
 HEAD_INPUTS = ("query", "history", "history_mask", "items")
 HEAD_OUTPUTS = ("scores",)
 Vector = npt.NDArray[np.float32]
-ItemKey = tuple[str, str]
+ItemKey = ItemText
+Timings = dict[str, float]
 
 
 class EmbedScorer:
     """Scores candidates with an exported `embed` version (encoder.onnx + head.onnx)."""
 
     name = "embed"
+    caches_items = True
 
     def __init__(
         self,
@@ -70,12 +79,6 @@ class EmbedScorer:
         if self.manifest.kind != KIND:
             raise ModelError(f"{self.model_dir}: kind {self.manifest.kind!r}, expected {KIND!r}")
         self.version: str = self.manifest.version
-        self.variant = pick_variant(self.manifest, gpu=wants_gpu(device), override=variant)
-        self._encoder = self._open(ENCODER, ENCODER_INPUTS, ENCODER_OUTPUTS, device, threads)
-        self._head = self._open(HEAD, HEAD_INPUTS, HEAD_OUTPUTS, device, threads)
-        self.provider: str = self._encoder.provider
-        if self._head.provider != self.provider:
-            log.warning("embed %s: head runs on %s", self.version, self._head.provider)
         self.featurizer = load_featurizer(self.manifest, self.model_dir)
         self.history_items = self.featurizer.spec.history_items
         self.dim = self.manifest.embedding_dim
@@ -85,7 +88,28 @@ class EmbedScorer:
         # score() and warm_items() may run on different threads; the Featurizer and the
         # caches are not thread-safe.
         self._lock = threading.Lock()
-        self.last_timings: dict[str, float] = {}
+        self._device, self._threads = device, threads
+        self._encoder: Runner | None = None
+        self._head: Runner | None = None
+        self.provider: str = ""
+        self._reset_counters()
+        # Opens the variant that serves, after checking a reduced one on this machine; the
+        # check scores without the caches, so every probe text is encoded as a new one.
+        self.variant_decision: VariantDecision = choose_variant(
+            self.manifest, gpu=wants_gpu(device), override=variant, use=self._use,
+            trial=lambda requests: self._score(requests, {}, LRUCache(0), LRUCache(0)),
+        )
+        self._reset_counters()  # the counters are about searches, not the check
+        log.info(
+            "embed %s (%s) loaded from %s on %s (threads=%s)",
+            self.version,
+            self.variant,
+            self.model_dir,
+            self.provider,
+            threads or "default",
+        )
+
+    def _reset_counters(self) -> None:
         # Plain counters for the worker's metrics.
         self.item_hits = 0
         self.item_misses = 0
@@ -96,25 +120,23 @@ class EmbedScorer:
         self.warmed_items = 0  # items encoded ahead of searches by warm_items
         self.encode_calls = 0
         self.head_calls = 0
-        log.info(
-            "embed %s (%s) loaded from %s on %s (threads=%s)",
-            self.version,
-            self.variant,
-            self.model_dir,
-            self.provider,
-            threads or "default",
-        )
+
+    @property
+    def variant(self) -> str:
+        return self.variant_decision.variant
+
+    def _use(self, variant: str) -> None:
+        self._encoder = self._open(variant, ENCODER, ENCODER_INPUTS, ENCODER_OUTPUTS)
+        self._head = self._open(variant, HEAD, HEAD_INPUTS, HEAD_OUTPUTS)
+        self.provider = self._encoder.provider
+        if self._head.provider != self.provider:
+            log.warning("embed %s: head runs on %s", self.version, self._head.provider)
 
     def _open(
-        self,
-        graph: str,
-        inputs: Sequence[str],
-        outputs: Sequence[str],
-        device: Device,
-        threads: int | None,
+        self, variant: str, graph: str, inputs: Sequence[str], outputs: Sequence[str]
     ) -> Runner:
-        path = graph_path(self.manifest, self.model_dir, self.variant, graph)
-        session = create_session(path, device=device, threads=threads)
+        path = graph_path(self.manifest, self.model_dir, variant, graph)
+        session = create_session(path, device=self._device, threads=self._threads)
         check_io(session, inputs, outputs, what=str(path))
         return Runner(session, outputs)
 
@@ -133,7 +155,7 @@ class EmbedScorer:
             "text_cache_size": len(self._texts),
         }
 
-    def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
+    def warm_items(self, items: Sequence[ItemText]) -> int:
         """Encode the (item_id, text) pairs not cached yet; returns how many were encoded.
 
         Works in chunks, taking the lock per chunk, so searches are not held up for the
@@ -161,12 +183,32 @@ class EmbedScorer:
     def _cached(self, key: ItemKey) -> bool:
         return self._items.get(key) is not None
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        timings = {"tokenize": 0.0, "encode": 0.0, "head": 0.0}
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
+        timings: Timings = {"tokenize": 0.0, "encode": 0.0, "head": 0.0}
         with self._lock:
-            items, texts = self._embeddings(requests, timings)
-            raw = self._run_head(requests, items, texts, timings)
-            self.last_timings = timings
+            scores = self._score(requests, timings, self._items, self._texts, count=True)
+        return ScoreResult(scores, timings)
+
+    def _score(
+        self,
+        requests: Sequence[ScoreRequest],
+        timings: Timings,
+        items_cache: LRUCache[ItemKey],
+        texts_cache: LRUCache[str],
+        *,
+        count: bool = False,
+    ) -> list[list[float]]:
+        got = gather_vectors(requests, self._history, items_cache, texts_cache,
+                             lambda texts: self._encode(texts, timings))
+        if count:
+            self.item_hits += got.item_hits
+            self.item_misses += got.item_misses
+            self.text_hits += got.text_hits
+            self.text_misses += got.text_misses
+            if got.encoded:
+                self.encoded_items += got.item_misses
+                self.encoded_texts += got.text_misses
+        raw = self._run_head(requests, got.items, got.texts, timings)
         return [
             unknown_last(row, [text for _, text in req.candidates])
             for req, row in zip(requests, raw, strict=True)
@@ -175,22 +217,10 @@ class EmbedScorer:
     def _history(self, req: ScoreRequest) -> list[str]:
         return [t for t in req.history if t][: self.history_items]
 
-    def _embeddings(
-        self, requests: Sequence[ScoreRequest], timings: dict[str, float]
-    ) -> tuple[dict[ItemKey, Vector], dict[str, Vector]]:
-        got = gather_vectors(requests, self._history, self._items, self._texts,
-                             lambda texts: self._encode(texts, timings))
-        self.item_hits += got.item_hits
-        self.item_misses += got.item_misses
-        self.text_hits += got.text_hits
-        self.text_misses += got.text_misses
-        if got.encoded:
-            self.encoded_items += got.item_misses
-            self.encoded_texts += got.text_misses
-        return got.items, got.texts
-
-    def _encode(self, texts: Sequence[str], timings: dict[str, float]) -> Vector:
+    def _encode(self, texts: Sequence[str], timings: Timings) -> Vector:
         """(len(texts), D) embeddings; similar lengths share a graph run to limit padding."""
+        if self._encoder is None:
+            raise ModelError(f"{self.model_dir}: no variant opened")
         started = time.perf_counter()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         cap = self.featurizer.spec.text_tokens
@@ -214,9 +244,11 @@ class EmbedScorer:
         requests: Sequence[ScoreRequest],
         items: dict[ItemKey, Vector],
         texts: dict[str, Vector],
-        timings: dict[str, float],
+        timings: Timings,
     ) -> list[npt.NDArray[np.float32]]:
         """Raw head scores of each request's known candidates, in candidate order."""
+        if self._head is None:
+            raise ModelError(f"{self.model_dir}: no variant opened")
         known = [[key for key in req.candidates if key[1]] for req in requests]
         active = [r for r, keys in enumerate(known) if keys]
         raw = [np.zeros(len(keys), dtype=np.float32) for keys in known]

@@ -2,8 +2,9 @@
 
 Each sub-folder of `models_dir` is a version with its manifest.json (docs/models.md). `load`
 returns a scorer only after the folder passed every check a serving process can make on its
-own: file checksums, a known kind, the graphs' input and output names, and a probe run that
-must give one finite score per candidate. Whatever fails is a ModelError naming the reason,
+own: file checksums, a known kind, the graphs' input and output names, the variant decided
+on this machine (scoring/variants.py), and a probe run that must give one finite score per
+candidate. Whatever fails is a ModelError naming the reason,
 so a hot swap can refuse it and keep the old model serving.
 """
 
@@ -22,6 +23,7 @@ from scoring.cascade import CascadeScorer
 from scoring.cross import CrossScorer
 from scoring.embed import EmbedScorer
 from scoring.encoder import OnnxEncoder
+from scoring.kinds import ModelKind
 from scoring.session import Device
 from scoring.zeroshot import ZeroShotScorer
 
@@ -85,26 +87,31 @@ def load_zeroshot(path: Path, device: Device, options: Mapping[str, Any]) -> Zer
     return ZeroShotScorer(encoder, **scorer_opts)
 
 
-KINDS = ("sentence-encoder", "embed", "cross", "cascade")
-_CLASSES: dict[str, type[CrossScorer] | type[EmbedScorer] | type[CascadeScorer]] = {
-    "cross": CrossScorer,
-    "embed": EmbedScorer,
-    "cascade": CascadeScorer,
+_CLASSES: dict[ModelKind, type[CrossScorer] | type[EmbedScorer] | type[CascadeScorer]] = {
+    ModelKind.CROSS: CrossScorer,
+    ModelKind.EMBED: EmbedScorer,
+    ModelKind.CASCADE: CascadeScorer,
 }
 
 
 def _loader(
-    path: Path, kind: str, device: Device, variant: str | None, options: Mapping[str, Any]
+    path: Path, manifest_kind: str, device: Device, variant: str | None,
+    options: Mapping[str, Any],
 ) -> Callable[[], Scorer]:
     """A callable building the scorer; options and kind are checked before anything loads."""
-    if kind == "sentence-encoder":
+    try:
+        kind = ModelKind.from_manifest(manifest_kind)
+    except ValueError:
+        known = ", ".join(k.manifest_kind for k in ModelKind)
+        raise ModelError(
+            f"{path}: unknown model kind {manifest_kind!r}; known: {known}"
+        ) from None
+    if kind is ModelKind.ZEROSHOT:
         if variant not in (None, "fp32"):
             log.warning("%s: a sentence encoder has only fp32; ignoring variant %s", path, variant)
         _check_options("zeroshot", options, _ENCODER_OPTIONS | _ZEROSHOT_OPTIONS)
         return lambda: load_zeroshot(path, device, options)
-    cls = _CLASSES.get(kind)
-    if cls is None:
-        raise ModelError(f"{path}: unknown model kind {kind!r}; known: {', '.join(KINDS)}")
+    cls = _CLASSES[kind]
     _check_options(kind, options, _keywords(cls.__init__, "model_dir", "device", "variant"))
     return lambda: cls(path, device=device, variant=variant, **options)
 
@@ -112,7 +119,7 @@ def _loader(
 def probe(scorer: Scorer) -> None:
     """Raise ModelError unless `scorer` gives one finite score per candidate of PROBE."""
     try:
-        result = scorer.score(PROBE)
+        result = scorer.score(PROBE).scores
     except Exception as exc:  # anything a broken graph raises is a refusal
         raise ModelError(f"probe run failed: {type(exc).__name__}: {exc}") from exc
     sizes = [len(req.candidates) for req in PROBE]
@@ -206,8 +213,10 @@ class ModelRegistry:
         except Exception as exc:  # e.g. a manifest with a wrongly typed field
             raise ModelError(f"{path}: cannot load ({type(exc).__name__}: {exc})") from exc
         probe(scorer)
-        log.info("loaded %s (%s) from %s on %s", scorer.version, kind, path, scorer.provider)
+        log.info("loaded %s (%s) from %s on %s, variant %s (%s)", scorer.version, kind, path,
+                 scorer.provider, scorer.variant_decision.variant,
+                 scorer.variant_decision.basis.value)
         return scorer
 
 
-__all__ = ["KINDS", "PROBE", "ModelRegistry", "VersionInfo", "load_zeroshot", "probe"]
+__all__ = ["PROBE", "ModelRegistry", "VersionInfo", "load_zeroshot", "probe"]

@@ -2,9 +2,10 @@
 
 The encoder, cross and embed scorers open their graphs through this module, so device handling
 is decided once: TensorRT (opt-in) or CUDA when a GPU is really usable, else CPU, and the
-provider ONNX Runtime actually chose is what gets reported. It also picks the variant file of
-each graph (docs/models.md), checks graph IO names, loads the model's Featurizer, and turns raw
-graph outputs into the finite, unknown-items-last scores every scorer returns.
+provider ONNX Runtime actually chose is what gets reported. It also finds the file of each
+graph in a variant (which variant serves: scoring/variants.py), checks graph IO names, loads
+the model's Featurizer, and turns raw graph outputs into the finite, unknown-items-last scores
+every scorer returns.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def providers_for(device: Device, *, tensorrt: bool = False) -> list[str]:
 
 
 def wants_gpu(device: Device) -> bool:
-    """Whether `device` resolves to a GPU provider here (decides fp16 vs int8 variants)."""
+    """Whether `device` resolves to a GPU provider here (fp16 vs int8: scoring/variants.py)."""
     return providers_for(device)[0] != CPU
 
 
@@ -124,20 +125,6 @@ def check_io(
             f"{what}: graph has inputs {got_in} and outputs {got_out}; "
             f"expected inputs {list(inputs)} and outputs {list(outputs)}"
         )
-
-
-def pick_variant(manifest: Manifest, *, gpu: bool, override: str | None = None) -> str:
-    """docs/models.md: GPU -> fp16 if shipped else fp32; CPU -> int8 if shipped else fp32."""
-    shipped = set(manifest.variants) or {"fp32"}
-    if override is not None:
-        if override not in shipped:
-            raise ModelError(
-                f"{manifest.version}: variant {override!r} not shipped "
-                f"(shipped: {', '.join(sorted(shipped))})"
-            )
-        return override
-    preferred = "fp16" if gpu else "int8"
-    return preferred if preferred in shipped else "fp32"
 
 
 def graph_path(manifest: Manifest, model_dir: Path, variant: str, graph: str) -> Path:

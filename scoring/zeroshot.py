@@ -7,7 +7,7 @@ a user without history. Embeddings come from a sentence encoder (OnnxEncoder in 
 Item embeddings are cached under (item_id, text): a catalog text change yields a new key, and a
 search never re-encodes an item it has seen. Query and history texts have their own cache,
 since a user's history repeats across their searches. All misses of one `score` call go to
-the encoder in a single `encode` call.
+the encoder in a single `encode` call; `warm_items` fills the item cache ahead of searches.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from scoring.base import ScoreRequest
+from scoring.base import ItemText, ScoreRequest, ScoreResult, VariantBasis, VariantDecision
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,19 @@ def gather_vectors(
     return out
 
 
+# The sentence encoder is exported in fp32 only: nothing to decide at load time.
+ZEROSHOT_VARIANT = VariantDecision(
+    "fp32", VariantBasis.ONLY, "the zero-shot sentence encoder ships fp32 only"
+)
+
+
 class ZeroShotScorer:
     """Cosine similarity of query and history embeddings to item embeddings."""
 
     name = "zeroshot"
+    caches_items = True
+    variant_decision = ZEROSHOT_VARIANT
+    warm_chunk = 64
 
     def __init__(
         self,
@@ -171,7 +180,6 @@ class ZeroShotScorer:
         self._items: LRUCache[tuple[str, str]] = LRUCache(cache_size)
         self._texts: LRUCache[str] = LRUCache(text_cache_size)
         self._lock = threading.Lock()
-        self.last_timings: dict[str, float] = {}  # seconds by stage of the latest score()
         # Plain counters for the worker's metrics.
         self.item_hits = 0
         self.item_misses = 0
@@ -179,6 +187,7 @@ class ZeroShotScorer:
         self.text_misses = 0
         self.encoded_texts = 0
         self.encode_calls = 0
+        self.warmed_items = 0
 
     def cache_stats(self) -> dict[str, int]:
         return {
@@ -188,19 +197,37 @@ class ZeroShotScorer:
             "text_misses": self.text_misses,
             "encoded_texts": self.encoded_texts,
             "encode_calls": self.encode_calls,
+            "warmed_items": self.warmed_items,
             "item_cache_size": len(self._items),
             "text_cache_size": len(self._texts),
         }
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
         timings = {"tokenize": 0.0, "encode": 0.0}
         with self._lock:
             items, texts = self._embeddings(requests, timings)
             started = time.perf_counter()
             scores = [self._score_one(req, items, texts) for req in requests]
             timings["similarity"] = time.perf_counter() - started
-            self.last_timings = timings
-            return scores
+        return ScoreResult(scores, timings)
+
+    def warm_items(self, items: Sequence[ItemText]) -> int:
+        """Encode the (item_id, text) pairs not cached yet, a chunk per lock so searches are
+        not held up; returns how many were encoded."""
+        todo = list(dict.fromkeys(key for key in items if key[1]))
+        warmed = 0
+        for start in range(0, len(todo), self.warm_chunk):
+            with self._lock:
+                chunk = [k for k in todo[start : start + self.warm_chunk]
+                         if self._items.get(k) is None]
+                if not chunk:
+                    continue
+                vectors = self.encoder.encode([text for _, text in chunk])
+                for key, vec in zip(chunk, vectors, strict=True):
+                    self._items.put(key, vec)
+                warmed += len(chunk)
+                self.warmed_items += len(chunk)
+        return warmed
 
     def _history(self, req: ScoreRequest) -> list[str]:
         return [t for t in req.history[: self.max_history] if t]

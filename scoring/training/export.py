@@ -50,7 +50,7 @@ def export_encoder(out_dir: Path, *, opset: int | None = None) -> Manifest:
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(out_dir)
+    remove_stale_temps(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the worker may run as another user
@@ -76,11 +76,11 @@ def export_encoder(out_dir: Path, *, opset: int | None = None) -> Manifest:
             manifest,
             parity=report.as_dict(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
-            versions=_versions(),
+            versions=toolchain_versions(),
             export_seconds=round(time.perf_counter() - started, 2),
         )
         manifest.write(tmp)
-        _install(tmp, out_dir)
+        install_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -122,7 +122,7 @@ def _export_onnx(reference: Reference, path: Path, opset: int | None) -> int:
     batch = torch.export.Dim("batch", min=1, max=65536)
     sequence = torch.export.Dim("sequence", min=1, max=MAX_POSITIONS)
     axes = {0: batch, 1: sequence}
-    _quiet_exporter_logs()
+    quiet_exporter_logs()
     with warnings.catch_warnings(), torch.no_grad():
         # The exporter warns that it reuses our own axis names; nothing to act on.
         warnings.filterwarnings("ignore", message=r".*axis name.*will not be used")
@@ -146,7 +146,7 @@ def _export_onnx(reference: Reference, path: Path, opset: int | None) -> int:
     return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _quiet_exporter_logs() -> None:
+def quiet_exporter_logs() -> None:
     """Hush chatter nobody can act on, unless the application configured these loggers."""
     noisy = {
         "onnx_ir": logging.WARNING,  # one INFO line per deduplicated constant (hundreds)
@@ -178,7 +178,7 @@ def _finish_graph(graph: Any) -> None:
     output.name = OUTPUT
 
 
-def _install(tmp: Path, out_dir: Path) -> None:
+def install_folder(tmp: Path, out_dir: Path) -> None:
     """Move the finished export into place, replacing any previous (invalid or old) copy."""
     if not out_dir.exists():
         os.rename(tmp, out_dir)
@@ -193,7 +193,7 @@ def _install(tmp: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _remove_stale_temps(out_dir: Path) -> None:
+def remove_stale_temps(out_dir: Path) -> None:
     cutoff = time.time() - STALE_TMP_SECONDS
     for pattern in (f".{out_dir.name}.tmp-*", f".{out_dir.name}.old-*"):
         for path in out_dir.parent.glob(pattern):
@@ -201,7 +201,7 @@ def _remove_stale_temps(out_dir: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _versions() -> dict[str, str]:
+def toolchain_versions() -> dict[str, str]:
     return {
         "torch": str(torch.__version__),
         "onnx": str(onnx.__version__),

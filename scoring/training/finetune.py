@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
@@ -26,11 +26,13 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 from contracts import TrainingSample
 from scoring.base import ModelError, ScoreRequest, load_verified
 from scoring.features import FeatureSpec, Featurizer
+from scoring.kinds import ModelKind
 from scoring.registry import ModelRegistry
 from scoring.training.challenge import Decision, Rule, decide, evaluate_scores
 from scoring.training.data import TrainingList
+from scoring.training.eager import ScoreFn, cross_scorer, embed_scorer
 from scoring.training.export_ranker import export_cross, export_embed
-from scoring.training.fit import ScoreFn, cross_scorer, embed_scorer, train_cross, train_embed
+from scoring.training.fit import train_cross, train_embed
 from scoring.training.models import base_model_path
 from scoring.training.parity import ParityError
 from scoring.training.samples import (
@@ -43,7 +45,6 @@ from scoring.training.samples import (
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["embed", "cross"]
 SCORE_CHUNK = 32  # held-out searches per champion scorer call
 
 
@@ -51,7 +52,7 @@ SCORE_CHUNK = 32  # held-out searches per champion scorer call
 class Plan:
     """What a run trains and how it decides (CLI flags of `streamrank train`)."""
 
-    kind: Kind = "embed"
+    kind: ModelKind = ModelKind.EMBED  # a trainable kind (ModelKind.trainable)
     steps: int = 300
     lists_per_step: int = 16
     lr: float | None = None  # None: train_embed / train_cross defaults
@@ -66,6 +67,14 @@ class Plan:
     min_delta: float = 0.0
     rounds: int = 1000  # bootstrap resamples
     init: Path | None = None  # start here instead of the champion / base
+
+    def __post_init__(self) -> None:
+        # A kind name from the command line becomes the enum; a cascade is assembled, not
+        # trained.
+        kind = ModelKind(self.kind)
+        if not kind.trainable:
+            raise ValueError(f"cannot train a {kind.value!r} model directly")
+        object.__setattr__(self, "kind", kind)
 
 
 @dataclass
@@ -117,7 +126,7 @@ def score_with_registry(
     requests = _requests(lists)
     scores: list[list[float]] = []
     for start in range(0, len(requests), SCORE_CHUNK):
-        scores.extend(scorer.score(requests[start : start + SCORE_CHUNK]))
+        scores.extend(scorer.score(requests[start : start + SCORE_CHUNK]).scores)
     return scorer.version, scores
 
 
@@ -149,7 +158,7 @@ def _train(
     )
     featurizer = Featurizer.from_file((init or base_model_path()) / "tokenizer.json", spec)
     try:
-        if plan.kind == "embed":
+        if plan.kind is ModelKind.EMBED:
             encoder, head, report = train_embed(
                 lists, train_encoder=plan.train_encoder, **common
             )
@@ -165,7 +174,7 @@ def _export(
     plan: Plan, modules: tuple[Any, ...], models_dir: Path, spec: FeatureSpec,
     metrics: dict[str, Any], parent: str,
 ) -> Path:
-    if plan.kind == "embed":
+    if plan.kind is ModelKind.EMBED:
         manifest = export_embed(*modules, models_dir=models_dir, spec=spec, metrics=metrics,
                                 parent=parent)
     else:

@@ -12,12 +12,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoring.base import ScoreRequest, load_verified
+from scoring.base import (
+    ItemText,
+    ScoreRequest,
+    ScoreResult,
+    VariantBasis,
+    VariantDecision,
+    load_verified,
+)
 from scoring.features import FeatureSpec, Featurizer
 from scoring.training.data import TrainingList
-from scoring.training.fit import Layout, encode, load_cross, load_embed
+from scoring.training.fit import load_cross, load_embed
+from scoring.training.layout import Layout, encode
 
 MAX_PAIRS = 64
+TORCH_VARIANT = VariantDecision(
+    "fp32", VariantBasis.ONLY, "torch eager in fp32: the benchmark's baseline"
+)
 
 
 def _featurizer(version_dir: Path) -> Featurizer:
@@ -33,6 +44,8 @@ def _as_list(req: ScoreRequest) -> TrainingList:
 
 class TorchCross:
     name = "cross"
+    caches_items = False
+    variant_decision = TORCH_VARIANT
 
     def __init__(self, version_dir: Path, device: str = "cpu") -> None:
         self.version = load_verified(version_dir).version + "+torch"
@@ -41,7 +54,10 @@ class TorchCross:
         self.model = load_cross(version_dir).eval().to(self.device)
         self.featurizer = _featurizer(version_dir)
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+    def warm_items(self, items: Sequence[ItemText]) -> int:
+        return 0
+
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
         triples = [(r.query, r.history, text) for r in requests for _, text in r.candidates]
         # Like the ORT scorer: sort by length, chunk, so padding is comparable.
         order = sorted(range(len(triples)), key=lambda i: len(self.featurizer.ids(triples[i][2])))
@@ -57,11 +73,13 @@ class TorchCross:
         for r in requests:
             rows.append(out[k : k + len(r.candidates)].tolist())
             k += len(r.candidates)
-        return rows
+        return ScoreResult(rows)
 
 
 class TorchEmbed:
     name = "embed"
+    caches_items = True
+    variant_decision = TORCH_VARIANT
 
     def __init__(self, version_dir: Path, device: str = "cpu") -> None:
         self.version = load_verified(version_dir).version + "+torch"
@@ -72,7 +90,7 @@ class TorchEmbed:
         self.featurizer = _featurizer(version_dir)
         self.cache: dict[str, torch.Tensor] = {}
 
-    def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
+    def warm_items(self, items: Sequence[ItemText]) -> int:
         texts = [t for _, t in items if t and t not in self.cache]
         with torch.inference_mode():
             self._encode(texts)
@@ -83,19 +101,21 @@ class TorchEmbed:
             self.cache.update(zip(texts, encode(self.encoder, self.featurizer, texts),
                                   strict=True))
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
         lists = [_as_list(r) for r in requests]
         with torch.inference_mode():
             lay = Layout.of(lists, self.featurizer.spec)
             self._encode(list(dict.fromkeys(t for t in lay.texts if t not in self.cache)))
             table = torch.stack([self.cache[t] for t in lay.texts])
             scores = self.head(**lay.gather(table)).float().cpu().numpy()
-        return [scores[i, : len(r.candidates)].astype(np.float64).tolist()
-                for i, r in enumerate(requests)]
+        return ScoreResult([scores[i, : len(r.candidates)].astype(np.float64).tolist()
+                            for i, r in enumerate(requests)])
 
 
 class TorchCascade:
     name = "cascade"
+    caches_items = True
+    variant_decision = TORCH_VARIANT
 
     def __init__(self, version_dir: Path, device: str = "cpu", k: int | None = None) -> None:
         manifest = load_verified(version_dir)
@@ -105,15 +125,15 @@ class TorchCascade:
         self.provider = self.embed.provider
         self.k = int(manifest.features.get("cascade_k", 10)) if k is None else k
 
-    def warm_items(self, items: Sequence[tuple[str, str]]) -> int:
+    def warm_items(self, items: Sequence[ItemText]) -> int:
         return self.embed.warm_items(items)
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        first = self.embed.score(requests)
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
+        first = self.embed.score(requests).scores
         tops = [sorted(range(len(s)), key=lambda i: -s[i])[: self.k] for s in first]
         sub = [ScoreRequest(r.query, r.history, [r.candidates[i] for i in top])
                for r, top in zip(requests, tops, strict=True)]
-        second = self.cross.score(sub) if self.k else [[] for _ in requests]
+        second = self.cross.score(sub).scores if self.k else [[] for _ in requests]
         out = []
         for s, top, rescored in zip(first, tops, second, strict=True):
             row = list(s)
@@ -121,4 +141,4 @@ class TorchCascade:
             for i, score in zip(top, rescored, strict=True):
                 row[i] = score + lift  # re-scored ones rank above the rest
             out.append(row)
-        return out
+        return ScoreResult(out)

@@ -1,7 +1,8 @@
 """`streamrank bench scorer`: torch eager vs ONNX Runtime fp32 vs int8, per model kind.
 
 Same model weights, same inputs in one run. Searches have 50 candidates with real product
-text (retrotech when present), a 10-title history, and a query never seen before (so its
+text (a product file read by streams/tools/products.py when given, scored as `Item.text()`:
+exactly the text the worker scores), a 10-title history, and a query never seen before (so its
 encoding is paid); item embeddings are warm, as in a worker that embeds the catalog on arrival.
 Three measurements per backend:
   batch sweep  searches per call in --batches: call latency, searches/s, pairs/s. The backends
@@ -17,8 +18,6 @@ overlap) of each ORT variant with torch is measured on the benchmark's own searc
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
 import json
 import logging
 import random
@@ -31,17 +30,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from contracts import Item
 from scoring import ModelRegistry
+from scoring.agreement import kendall_tau, top_overlap
 from scoring.base import Scorer, ScoreRequest
 from scoring.batcher import MicroBatcher
+from scoring.kinds import LEARNED_KINDS, ModelKind, kind_names
 from scoring.serving import ScorerSlot
-from scoring.training.export_ranker import ensure_base_ranker, kendall_tau, top_overlap
+from scoring.training.export_ranker import ensure_base_ranker
 from scoring.training.torch_scorers import TorchCascade, TorchCross, TorchEmbed
+from streams.tools.products import sample_products
 
 log = logging.getLogger(__name__)
 
-KINDS = ("embed", "cross", "cascade")
+KINDS = tuple(kind_names(LEARNED_KINDS))
 BACKENDS = ("torch", "fp32", "int8")
+Clock = Callable[[], float]
 
 
 @dataclass
@@ -89,62 +93,67 @@ class Report:
     agreement: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def product_texts(path: Path | None, n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
+def product_items(path: Path | None, n: int, seed: int) -> list[Item]:
+    """`n` catalog items: a seeded sample of the product file when given, else synthetic."""
     if path is not None and path.exists():
-        with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if (r.get("name") or "").strip()]
-        rows = rng.sample(rows, min(n, len(rows)))
-        return [" | ".join(p for p in (r["name"].strip(), (r.get("manufacturer") or "").strip(),
-                                       (r.get("short_description") or "").strip()[:300]) if p)
-                for r in rows]
+        return sample_products(path, n, seed)
+    rng = random.Random(seed)
     words = ["wireless", "speaker", "shoe", "running", "coffee", "grinder", "camera", "lens",
              "cable", "charger", "laptop", "stand", "kettle", "tent", "lamp", "desk", "chair"]
-    return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))) for _ in range(n)]
+    return [Item(item_id=f"i{k}", title=" ".join(rng.choice(words)
+                                                 for _ in range(rng.randint(4, 14))))
+            for k in range(n)]
 
 
 USERS = 64
 LOAD_SEARCHES = 16_000
 
 
-def workload(texts: list[str], searches: int, candidates: int, seed: int) -> list[ScoreRequest]:
-    """`searches` requests; the first USERS are one per user (the warm-up pass)."""
+def workload(catalog: list[Item], searches: int, candidates: int, seed: int
+             ) -> list[ScoreRequest]:
+    """`searches` requests; the first USERS are one per user (the warm-up pass). Candidates
+    carry `Item.text()`, histories item titles, queries a few title words: as the worker."""
     rng = random.Random(seed)
-    items = [(f"i{k}", t) for k, t in enumerate(texts)]
-    users = [[t.split(" | ")[0] for t in rng.sample(texts, 10)] for _ in range(USERS)]
+    titles = {item.item_id: item.title for item in catalog}
+    items = [(item.item_id, item.text()) for item in catalog]
+    users = [[item.title for item in rng.sample(catalog, 10)] for _ in range(USERS)]
     out = [ScoreRequest(query="warm up", history=h, candidates=rng.sample(items, candidates))
            for h in users]
     for n in range(searches):
         cands = rng.sample(items, candidates)
-        words = rng.choice(cands)[1].split(" | ")[0].split()[:3]
+        words = titles[rng.choice(cands)[0]].split()[:3]
         out.append(ScoreRequest(query=f"{' '.join(words)} {n}", history=rng.choice(users),
                                 candidates=cands))
     return out
 
 
-def build(kind: str, backend: str, version_dir: Path, device: str,
+def build(kind: ModelKind, backend: str, version_dir: Path, device: str,
           threads: int | None = None) -> Scorer:
     if backend == "torch":
-        torch_cls: dict[str, Callable[[Path, str], Scorer]] = {
-            "embed": TorchEmbed, "cross": TorchCross, "cascade": TorchCascade}
+        torch_cls: dict[ModelKind, Callable[[Path, str], Scorer]] = {
+            ModelKind.EMBED: TorchEmbed, ModelKind.CROSS: TorchCross,
+            ModelKind.CASCADE: TorchCascade}
         return torch_cls[kind](version_dir, "cuda" if device == "cuda" else "cpu")
     options: dict[str, Any] = {} if threads is None else {"threads": threads}
     return ModelRegistry(version_dir.parent).load(version_dir, device=device,  # type: ignore[arg-type]
                                                   variant=backend, **options)
 
 
-def _call(scorer: Scorer, chunk: list[ScoreRequest]) -> tuple[float, list[list[float]]]:
-    t0 = time.perf_counter()
-    scores = scorer.score(chunk)
-    return time.perf_counter() - t0, scores
+def _call(scorer: Scorer, chunk: list[ScoreRequest], clock: Clock
+          ) -> tuple[float, list[list[float]]]:
+    t0 = clock()
+    scores = scorer.score(chunk).scores
+    return clock() - t0, scores
 
 
 def sweep(kind: str, scorers: dict[str, Scorer], reqs: list[ScoreRequest], batch: int,
-          budget_s: float, block_s: float = 0.5) -> tuple[list[Row], dict[str, list[list[float]]]]:
+          budget_s: float, block_s: float = 0.5, clock: Clock = time.perf_counter,
+          ) -> tuple[list[Row], dict[str, list[list[float]]]]:
     """Calls of `batch` searches, the backends taking turns in blocks of ~block_s each until
     every backend had ~budget_s, so a noisy neighbour slows them alike. Every backend scores
     the same chunks in the same order (its own caches: each query is new to each backend).
-    Returns a row per backend and each backend's scores of the first chunk."""
+    Returns a row per backend and each backend's scores of the first chunk. `clock` measures
+    the calls (a fake one in tests)."""
     times: dict[str, list[float]] = {b: [] for b in scorers}
     first: dict[str, list[list[float]]] = {}
     cursor = dict.fromkeys(scorers, 0)
@@ -152,12 +161,12 @@ def sweep(kind: str, scorers: dict[str, Scorer], reqs: list[ScoreRequest], batch
     while any(spent[b] < budget_s or len(times[b]) < 2 for b in scorers):
         progressed = False
         for backend, scorer in scorers.items():
-            block_end = time.perf_counter() + block_s
+            block_end = clock() + block_s
             while cursor[backend] + batch <= len(reqs) and (
-                    time.perf_counter() < block_end or len(times[backend]) < 2):
+                    clock() < block_end or len(times[backend]) < 2):
                 chunk = reqs[cursor[backend] : cursor[backend] + batch]
                 cursor[backend] += batch
-                took, scores = _call(scorer, chunk)
+                took, scores = _call(scorer, chunk, clock)
                 times[backend].append(took)
                 spent[backend] += took
                 first.setdefault(backend, scores)
@@ -240,14 +249,20 @@ def _load_row(kind: str, backend: str, scorer: Scorer, fresh: Fresh, rate: float
 
 
 def capacity(kind: str, backend: str, scorer: Scorer, fresh: Fresh, start: float,
-             slo_ms: float, seconds: float, max_pairs: int, steps: int = 12) -> Capacity:
+             slo_ms: float, seconds: float, max_pairs: int, steps: int = 12,
+             measure: Callable[[float], LoadRow] | None = None) -> Capacity:
     """Open-loop arrivals at rising rates (x1.25 from `start`) until the SLO breaks: p99 over
     slo_ms, any degraded answer, or arrivals not kept up with. The last rate that held is the
-    backend's capacity through the micro-batcher (0 when even `start` did not hold)."""
+    backend's capacity through the micro-batcher (0 when even `start` did not hold).
+    `measure(rate)` runs one step (default: `seconds` of fresh searches through a batcher)."""
+    if measure is None:
+        def measure(rate: float) -> LoadRow:
+            return _load_row(kind, backend, scorer, fresh, rate, seconds, max_pairs)
+
     held: LoadRow | None = None
     rate = start
     for _ in range(steps):
-        row = _load_row(kind, backend, scorer, fresh, rate, seconds, max_pairs)
+        row = measure(rate)
         log.info("capacity step %s", row)
         if row.p99_ms > slo_ms or row.degraded or row.achieved_per_s < 0.95 * rate:
             break
@@ -264,18 +279,18 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
         seed: int = 7, threads: int | None = None) -> Report:
     # The same intra-op thread count for torch and ONNX Runtime (default: torch's own).
     torch.set_num_threads(threads or max(1, torch.get_num_threads()))
-    texts = product_texts(products, 3000, seed)
+    catalog = product_items(products, 3000, seed)
     # 4,000 for the sweeps, the rest for load tests: every search a backend sees is new to it.
-    reqs = workload(texts, 4000 + LOAD_SEARCHES, candidates, seed)
+    reqs = workload(catalog, 4000 + LOAD_SEARCHES, candidates, seed)
     items = [item for r in reqs for item in r.candidates]
     report = Report(meta={
         "device": device, "candidates": candidates, "torch_threads": torch.get_num_threads(),
-        "texts": "retrotech" if products is not None and products.exists() else "synthetic",
+        "texts": products.name if products is not None and products.exists() else "synthetic",
         "budget_s": budget_s, "load_seconds": load_seconds, "slo_ms": slo_ms,
         "ort_threads": threads or "default (physical cores)",
     })
-    for kind in kinds:
-        version_dir = ensure_base_ranker(kind, models_dir)  # type: ignore[arg-type]
+    for kind in (ModelKind(k) for k in kinds):
+        version_dir = ensure_base_ranker(kind, models_dir)
         report.meta[f"{kind}_version"] = version_dir.name
         scorers: dict[str, Scorer] = {}
         for backend in backends:
@@ -284,11 +299,11 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
             except Exception as exc:  # e.g. no int8 variant shipped: say so, go on
                 log.warning("%s/%s unavailable: %s", kind, backend, exc)
                 continue
+            report.meta[f"{kind}/{backend}_variant"] = scorer.variant_decision.as_dict()
             # Steady state of a worker: catalog embedded on arrival, users' histories seen.
-            warm = getattr(scorer, "warm_items", None)
-            if warm is not None:
-                warm(list(dict(items).items()))
-            if kind != "cross":  # the cross-encoder caches nothing but token ids
+            if scorer.caches_items:
+                scorer.warm_items(list(dict(items).items()))
+            if kind is not ModelKind.CROSS:  # the cross-encoder caches nothing but token ids
                 for start in range(0, USERS, 8):
                     scorer.score(reqs[start : start + 8])
             scorers[backend] = scorer
@@ -296,7 +311,7 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
         measured = reqs[USERS:4000]
         loaded = reqs[4000:]
         # Cross-encoder calls of 32 searches take minutes on a CPU: capped at 8 there.
-        sizes = [b for b in batches if kind == "embed" or b <= 8] or [1]
+        sizes = [b for b in batches if kind is ModelKind.EMBED or b <= 8] or [1]
         width = len(measured) // len(sizes)
         best = dict.fromkeys(scorers, 0.0)
         compared: dict[str, list[list[float]]] = {}

@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     users = [cat.history(h) for _ in range(20)]
     queries = [cat.query() for _ in range(50)]
     warm_scorer = ZeroShotScorer(encoder)
-    warm_scorer.score([ScoreRequest("warm-up", [], pool)])  # every catalog item cached
+    warm_scorer.warm_items(pool)  # every catalog item cached, as a worker warms its catalog
     # Every query and every user's history cached as well (50 queries cover the 20 users).
     warm_scorer.score([ScoreRequest(q, users[i % 20], []) for i, q in enumerate(queries)])
     scenarios = {

@@ -1,30 +1,33 @@
 """The worker's scoring side as one Faust service: micro-batcher, catalog warm-up, rollout.
 
 - The micro-batcher starts and stops with the worker.
-- Items that arrive on the catalog are embedded in the background (scorers that cache item
-  embeddings expose `warm_items`), so a search does not pay for its candidates' encoding.
+- Items that arrive on the catalog are embedded in the background (when the scorer
+  `caches_items`), so a search does not pay for its candidates' encoding.
 - Every worker follows the compacted models topic with its own group-less consumer (a group
   would hand each update to one worker only): the last ModelUpdate on it is loaded, validated,
   warmed with the catalog and swapped in; a bad one is refused and the old model keeps serving.
+  Loading, the catalog walk and the warm-up all run in the swap's thread, never on the event
+  loop, and the walk is consumed in chunks of WARM_CHUNK items.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import mode
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from contracts import DecodeError, ModelUpdate, decode
 from scoring import ModelRegistry
-from scoring.base import Scorer
+from scoring.base import ItemText, Scorer
 from scoring.batcher import MicroBatcher
 from scoring.serving import ScorerSlot
-from streams.kafka.connection import client_options
+from streams.kafka.connection import KafkaClients
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,13 +35,28 @@ log = logging.getLogger(__name__)
 WARM_INTERVAL_S = 0.5
 WARM_CHUNK = 256
 
+# (item_id, model text) of every catalog item; called in a worker thread, consumed lazily.
+CatalogWalk = Callable[[], Iterable[ItemText]]
+
+
+def warm_catalog(scorer: Scorer, items: Iterable[ItemText], chunk: int = WARM_CHUNK) -> int:
+    """Warm `scorer` with `items` read `chunk` at a time; returns how many were encoded.
+    Blocking: call it off the event loop."""
+    if not scorer.caches_items:
+        return 0
+    done = 0
+    walk = iter(items)
+    while part := list(itertools.islice(walk, chunk)):
+        done += scorer.warm_items(part)
+    return done
+
 
 class ScoringService(mode.Service):
     def __init__(
         self,
         settings: Settings,
         slot: ScorerSlot,
-        catalog_texts: Callable[[], list[tuple[str, str]]],
+        catalog_texts: CatalogWalk,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -73,15 +91,14 @@ class ScoringService(mode.Service):
     async def warm_pending(self) -> int:
         """Embed the items that changed since the last call (in chunks, off the loop)."""
         scorer = self.slot.current
-        warm = getattr(scorer, "warm_items", None)
-        if warm is None or not self._pending:
+        if not scorer.caches_items or not self._pending:
             self._pending.clear()
             return 0
         items = list(self._pending.items())
         self._pending.clear()
         done = 0
         for start in range(0, len(items), WARM_CHUNK):
-            done += await asyncio.to_thread(warm, items[start : start + WARM_CHUNK])
+            done += await asyncio.to_thread(scorer.warm_items, items[start : start + WARM_CHUNK])
         return done
 
     @mode.Service.task
@@ -96,17 +113,17 @@ class ScoringService(mode.Service):
     # -- model rollout -------------------------------------------------------------------
 
     def loader(self, manifest_sha256: str | None = None) -> Callable[[Path | str], Scorer]:
-        """Load + validate + warm with the whole catalog: the new model serves warm."""
-        texts = self.catalog_texts()  # snapshot taken on the event loop
+        """Load + validate + warm with the whole catalog: the new model serves warm. The
+        returned callable blocks (ScorerSlot.swap_to runs it in a thread)."""
 
         def load(ref: Path | str) -> Scorer:
             scorer = self.registry.load(
                 ref, device=self.settings.device, variant=self.settings.model_variant,
                 manifest_sha256=manifest_sha256,
             )
-            warm = getattr(scorer, "warm_items", None)
-            if warm is not None and texts:
-                warm(texts)
+            if scorer.caches_items:
+                warmed = warm_catalog(scorer, self.catalog_texts())
+                log.info("%s warmed with %d catalog items", scorer.version, warmed)
             return scorer
 
         return load
@@ -130,10 +147,8 @@ class ScoringService(mode.Service):
         # Every update has the key "current", so it lives in partition 0 (topology creates
         # the topic with one partition).
         tp = TopicPartition(self.settings.topics.models, 0)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False,
-            **client_options(self.settings),
-            group_id=None, auto_offset_reset="earliest",
+        consumer = KafkaClients(self.settings).consumer(
+            enable_auto_commit=False, group_id=None, auto_offset_reset="earliest",
         )
         await consumer.start()
         try:

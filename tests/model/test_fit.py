@@ -10,16 +10,9 @@ import torch
 
 from scoring.features import FeatureSpec, Featurizer
 from scoring.training.data import TrainingList, synthetic_lists
-from scoring.training.fit import (
-    cross_scorer,
-    embed_scorer,
-    evaluate,
-    listnet_loss,
-    load_cross,
-    load_embed,
-    train_cross,
-    train_embed,
-)
+from scoring.training.eager import cross_scorer, embed_scorer, evaluate
+from scoring.training.fit import load_cross, load_embed, train_cross, train_embed
+from scoring.training.loop import listnet_loss
 from scoring.training.models import EmbedHead, base_model_path
 
 TRAIN = synthetic_lists(200, seed=11)

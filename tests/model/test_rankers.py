@@ -89,7 +89,8 @@ def _order(scores: list[float]) -> list[int]:
 
 
 def test_one_finite_score_per_candidate_unknown_last(ranker: Scorer) -> None:
-    out = ranker.score(REQUESTS)
+    result = ranker.score(REQUESTS)
+    out = result.scores
     assert isinstance(ranker, Scorer) and ranker.provider == "CPUExecutionProvider"
     assert [len(s) for s in out] == [len(r.candidates) for r in REQUESTS]
     assert all(isinstance(x, float) and math.isfinite(x) for row in out for x in row)
@@ -99,15 +100,16 @@ def test_one_finite_score_per_candidate_unknown_last(ranker: Scorer) -> None:
     assert order[-2:] == [0, len(first) - 1]
     assert out[2][0] < out[2][1]
     # Scores follow their candidates: request 1 lists the catalog reversed.
-    again = ranker.score([ScoreRequest("gift", [], CATALOG)])[0]
+    again = ranker.score([ScoreRequest("gift", [], CATALOG)]).scores[0]
     np.testing.assert_allclose(again, list(reversed(out[1])), atol=1e-3)
-    stages = ranker.last_timings  # type: ignore[attr-defined]
-    assert stages and all(v >= 0 for v in stages.values())
+    # The call's own stage timings come back with its scores.
+    assert result.timings and all(v >= 0 for v in result.timings.values())
+    assert ranker.variant_decision.variant in ("fp32", "int8")
 
 
 def test_batched_equals_one_at_a_time(ranker: Scorer) -> None:
-    together = ranker.score(REQUESTS)
-    alone = [ranker.score([r])[0] for r in REQUESTS]
+    together = ranker.score(REQUESTS).scores
+    alone = [ranker.score([r]).scores[0] for r in REQUESTS]
     for a, b in zip(together, alone, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)
         assert _order(a) == _order(b)
@@ -118,11 +120,14 @@ def test_untrained_embed_ranks_like_zero_shot(embed: EmbedScorer, models_dir: Pa
     zeroshot = build_scorer("zeroshot", models_dir, device="cpu", history_weight=0.0)
     assert isinstance(zeroshot, ZeroShotScorer)
     request = ScoreRequest("running shoes for trails", [], CATALOG)
-    np.testing.assert_allclose(embed.score([request])[0], zeroshot.score([request])[0], atol=1e-4)
+    np.testing.assert_allclose(
+        embed.score([request]).scores[0], zeroshot.score([request]).scores[0], atol=1e-4
+    )
 
 
 def test_warm_items_spares_searches_the_item_encoding(embed_dir: Path) -> None:
     scorer = EmbedScorer(embed_dir, device="cpu", batch_size=4)
+    assert scorer.caches_items and scorer.item_misses == 0  # the variant check is not counted
     assert scorer.warm_items([*CATALOG, ("u", ""), CATALOG[0]]) == len(CATALOG)
     assert scorer.warm_items(CATALOG) == 0  # already cached
     assert scorer.warmed_items == len(CATALOG) and scorer.encoded_items == 0
@@ -130,9 +135,9 @@ def test_warm_items_spares_searches_the_item_encoding(embed_dir: Path) -> None:
     scorer.score(REQUESTS)
     assert scorer.encoded_items == 0 and scorer.item_misses == 0
     assert scorer.encode_calls == calls + 1  # queries and history: one batched call
-    scorer.score(REQUESTS)
+    cached = scorer.score(REQUESTS)
     assert scorer.encode_calls == calls + 1  # everything cached now
-    assert scorer.last_timings["encode"] == 0.0 and scorer.head_calls == 2
+    assert cached.timings["encode"] == 0.0 and scorer.head_calls == 2
     # A changed catalog text is a new key: encoded once, by the search that meets it.
     scorer.score([ScoreRequest("gift", [], [("o1", "Scented candle, lavender")])])
     assert scorer.encoded_items == 1
@@ -144,15 +149,17 @@ def test_cross_chunks_do_not_change_scores(cross_dir: Path, cross: CrossScorer) 
     small = cross.score(REQUESTS)
     known = sum(1 for r in REQUESTS for _, t in r.candidates if t)
     assert cross.runs - runs == math.ceil(known / 4)
-    for a, b in zip(small, wide.score(REQUESTS), strict=True):
+    for a, b in zip(small.scores, wide.score(REQUESTS).scores, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-3)
-    assert set(cross.last_timings) == {"tokenize", "inference"}
+    assert set(small.timings) == {"tokenize", "inference"}
+    assert not cross.caches_items and cross.warm_items(CATALOG) == 0
 
 
 def test_cascade_rescores_the_top_k(cascade: CascadeScorer) -> None:
     request = REQUESTS[0]
-    final = cascade.score([request])[0]
-    first = cascade.embed.score([request])[0]
+    result = cascade.score([request])
+    final = result.scores[0]
+    first = cascade.embed.score([request]).scores[0]
     top = _order(first)[:3]
     logits = cascade.cross.score_pairs(
         [(request.query, request.history, request.candidates[j][1]) for j in top]
@@ -161,13 +168,15 @@ def test_cascade_rescores_the_top_k(cascade: CascadeScorer) -> None:
     rest = [j for j in _order(first) if j not in top]
     assert _order(final) == by_cross + rest
     assert min(final[j] for j in top) > max(final[j] for j in rest)
-    assert {"tokenize", "encode", "head", "inference"} <= set(cascade.last_timings)
+    assert {"tokenize", "encode", "head", "inference"} <= set(result.timings)
 
 
 def test_cascade_k_zero_is_embed_only(cascade_dir: Path, embed: EmbedScorer) -> None:
-    off = CascadeScorer(cascade_dir, device="cpu", cascade_k=0)
+    off = CascadeScorer(cascade_dir, device="cpu", cascade_k=0, variant="fp32")
     assert off.cascade_k == 0 and off.cross.pairs_scored == 0
-    np.testing.assert_allclose(off.score(REQUESTS[:2])[0], embed.score(REQUESTS[:2])[0], atol=1e-5)
+    np.testing.assert_allclose(
+        off.score(REQUESTS[:2]).scores[0], embed.score(REQUESTS[:2]).scores[0], atol=1e-5
+    )
     assert CascadeScorer(cascade_dir, device="cpu").cascade_k == 10  # from the manifest
 
 
@@ -254,19 +263,6 @@ def test_manifest_sha256_must_match(cross_dir: Path) -> None:
     assert reg.load(cross_dir, device="cpu", manifest_sha256=good).name == "cross"
     with pytest.raises(ModelError, match="does not match"):
         reg.load(cross_dir, device="cpu", manifest_sha256="0" * 64)
-
-
-def test_variant_choice(cross_dir: Path, tmp_path: Path) -> None:
-    variants = {
-        "fp32": {"files": {"cross": "cross.onnx"}},
-        "int8": {"files": {"cross": "cross.onnx"}},  # same graph: only the choice is tested
-    }
-    both = clone_version(cross_dir, tmp_path / "both", variants=variants)
-    assert CrossScorer(both, device="cpu").variant == "int8"  # CPU prefers int8 when shipped
-    assert CrossScorer(both, device="cpu", variant="fp32").variant == "fp32"
-    assert CrossScorer(cross_dir, device="cpu").variant == "fp32"
-    with pytest.raises(ModelError, match="variant 'fp16' not shipped"):
-        CrossScorer(cross_dir, device="cpu", variant="fp16")
 
 
 def test_probe_refuses_broken_output() -> None:

@@ -24,7 +24,7 @@ def test_history_lifts_matching_items(encoder: OnnxEncoder) -> None:
     history = ["running shoes", "Nike Pegasus trail runner", "marathon training sneakers"]
     plain, personal = scorer.score(
         [ScoreRequest("gift", [], cands), ScoreRequest("gift", history, cands)]
-    )
+    ).scores
     plain_ranks = _ranks(plain, ids, shoe_ids)
     personal_ranks = _ranks(personal, ids, shoe_ids)
     assert sum(personal_ranks) < sum(plain_ranks)
@@ -39,10 +39,10 @@ def test_batch_equals_per_request_results(encoder: OnnxEncoder) -> None:
         ScoreRequest("knife", ["kitchen", "cooking pan", ""], [*OTHERS[1:3], ("u", "")]),
     ]
     batched_scorer = ZeroShotScorer(encoder)
-    batched = batched_scorer.score(requests)
+    batched = batched_scorer.score(requests).scores
     assert batched_scorer.encode_calls == 1  # all misses of all requests in one call
     single_scorer = ZeroShotScorer(encoder)
-    single = [single_scorer.score([r])[0] for r in requests]
+    single = [single_scorer.score([r]).scores[0] for r in requests]
     for b, s in zip(batched, single, strict=True):
         np.testing.assert_allclose(b, s, atol=1e-5)
 

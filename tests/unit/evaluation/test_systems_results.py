@@ -18,7 +18,7 @@ from evaluation.systems import (
     SeenDemoted,
     Texts,
 )
-from scoring.base import ScoreRequest
+from scoring.base import ScoreRequest, ScoreResult
 
 
 def search(i: int, positive: str, *, seen: tuple[bool, ...], prior: int = 5) -> Search:
@@ -51,9 +51,9 @@ class Recorder:
     def __init__(self) -> None:
         self.requests: list[ScoreRequest] = []
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+    def score(self, requests: Sequence[ScoreRequest]) -> ScoreResult:
         self.requests += requests
-        return [[float(len(r.history))] * len(r.candidates) for r in requests]
+        return ScoreResult([[float(len(r.history))] * len(r.candidates) for r in requests])
 
 
 def test_scorer_systems_build_the_workers_request() -> None:

@@ -76,19 +76,22 @@ def test_one_finite_score_per_candidate_in_order(fake_encoder: FakeEncoder) -> N
         ScoreRequest("kettle", [], list(reversed(cands))),
         ScoreRequest("anything", [], []),
     ]
-    out = scorer.score(requests)
+    out = scorer.score(requests).scores
     assert [len(s) for s in out] == [4, 4, 0]
     assert all(math.isfinite(x) for s in out for x in s)
     # Scores follow their candidates: reversing the input reverses the output.
-    again = scorer.score([ScoreRequest("kettle", [], cands)])[0]
+    again = scorer.score([ScoreRequest("kettle", [], cands)]).scores[0]
     assert again == pytest.approx(list(reversed(out[1])))
     assert isinstance(scorer, Scorer)
+    result = scorer.score(requests)
+    assert set(result.timings) == {"tokenize", "encode", "similarity"}
+    assert scorer.variant_decision.variant == "fp32" and scorer.caches_items
 
 
 def test_no_history_is_plain_cosine(fake_encoder: FakeEncoder) -> None:
     scorer = ZeroShotScorer(fake_encoder, history_weight=0.9)
     cands = [("a", "red shoes"), ("b", "blue kettle")]
-    got = scorer.score([ScoreRequest("red", [], cands)])[0]
+    got = scorer.score([ScoreRequest("red", [], cands)]).scores[0]
     vecs = FakeEncoder().encode(["red", "red shoes", "blue kettle"])
     assert got == pytest.approx([float(vecs[1] @ vecs[0]), float(vecs[2] @ vecs[0])], abs=1e-6)
 
@@ -98,20 +101,20 @@ def test_known_items_are_never_reencoded(fake_encoder: FakeEncoder) -> None:
     cands = [("a", "red shoes"), ("b", "blue kettle"), ("c", "green lamp")]
     scorer.score([ScoreRequest("shoes", ["lamp"], cands)])
     assert (scorer.item_misses, scorer.item_hits, scorer.encode_calls) == (3, 0, 1)
-    first = scorer.score([ScoreRequest("shoes", ["lamp"], cands)])
+    first = scorer.score([ScoreRequest("shoes", ["lamp"], cands)]).scores
     assert (scorer.item_misses, scorer.item_hits) == (3, 3)
     assert scorer.encode_calls == 1  # the query and history were cached too
     scorer.score([ScoreRequest("a new query", ["lamp"], cands)])
     assert scorer.item_misses == 3
     assert fake_encoder.calls[-1] == ["a new query"]
     assert scorer.text_misses == 3 and scorer.text_hits == 3
-    assert first == scorer.score([ScoreRequest("shoes", ["lamp"], cands)])
+    assert first == scorer.score([ScoreRequest("shoes", ["lamp"], cands)]).scores
 
 
 def test_changed_item_text_is_reencoded(fake_encoder: FakeEncoder) -> None:
     scorer = ZeroShotScorer(fake_encoder)
-    before = scorer.score([ScoreRequest("kettle", [], [("a", "red shoes")])])[0][0]
-    after = scorer.score([ScoreRequest("kettle", [], [("a", "blue kettle")])])[0][0]
+    before = scorer.score([ScoreRequest("kettle", [], [("a", "red shoes")])]).scores[0][0]
+    after = scorer.score([ScoreRequest("kettle", [], [("a", "blue kettle")])]).scores[0][0]
     assert scorer.item_misses == 2
     assert "blue kettle" in fake_encoder.encoded
     assert after > before
@@ -120,21 +123,33 @@ def test_changed_item_text_is_reencoded(fake_encoder: FakeEncoder) -> None:
 def test_unknown_items_get_finite_scores_below_known(fake_encoder: FakeEncoder) -> None:
     scorer = ZeroShotScorer(fake_encoder)
     cands = [("x", ""), ("a", "red shoes"), ("y", ""), ("b", "blue kettle")]
-    scores = scorer.score([ScoreRequest("shoes", ["kettle"], cands)])[0]
+    scores = scorer.score([ScoreRequest("shoes", ["kettle"], cands)]).scores[0]
     assert all(math.isfinite(s) for s in scores)
     assert max(scores[0], scores[2]) < min(scores[1], scores[3])
     assert scores[0] > scores[2]  # unknown items keep their original relative order
     assert "" not in fake_encoder.encoded
-    only_unknown = scorer.score([ScoreRequest("shoes", [], [("x", ""), ("y", "")])])[0]
+    only_unknown = scorer.score([ScoreRequest("shoes", [], [("x", ""), ("y", "")])]).scores[0]
     assert all(math.isfinite(s) for s in only_unknown) and only_unknown[0] > only_unknown[1]
+
+
+def test_warm_items_fills_the_item_cache_ahead_of_searches(fake_encoder: FakeEncoder) -> None:
+    scorer = ZeroShotScorer(fake_encoder)
+    scorer.warm_chunk = 2
+    cands = [("a", "red shoes"), ("b", "blue kettle"), ("c", "green lamp"), ("u", "")]
+    assert scorer.warm_items([*cands, cands[0]]) == 3  # unknown items and repeats skipped
+    assert [len(call) for call in fake_encoder.calls] == [2, 1]  # in chunks
+    assert scorer.warm_items(cands) == 0  # already cached
+    scorer.score([ScoreRequest("shoes", [], cands)])
+    assert scorer.item_misses == 0 and fake_encoder.calls[-1] == ["shoes"]
+    assert scorer.cache_stats()["warmed_items"] == 3
 
 
 def test_small_cache_still_scores_every_item(fake_encoder: FakeEncoder) -> None:
     scorer = ZeroShotScorer(fake_encoder, cache_size=2, text_cache_size=1)
     cands = [(str(i), f"item number {i}") for i in range(6)]
     big = ZeroShotScorer(FakeEncoder())
-    want = big.score([ScoreRequest("number 3", [], cands)])[0]
-    assert scorer.score([ScoreRequest("number 3", [], cands)])[0] == pytest.approx(want)
+    want = big.score([ScoreRequest("number 3", [], cands)]).scores[0]
+    assert scorer.score([ScoreRequest("number 3", [], cands)]).scores[0] == pytest.approx(want)
     assert scorer.cache_stats()["item_cache_size"] == 2
 
 
