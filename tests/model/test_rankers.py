@@ -21,6 +21,7 @@ from scoring import (
     build_scorer,
 )
 from scoring.base import sha256_file
+from scoring.kinds import LEARNED_KINDS, kind_names
 from scoring.registry import probe
 from scoring.session import (
     CPU,
@@ -76,7 +77,7 @@ def cascade(cascade_dir: Path) -> CascadeScorer:
     return CascadeScorer(cascade_dir, device="cpu", cascade_k=3)
 
 
-@pytest.fixture(params=["embed", "cross", "cascade"])
+@pytest.fixture(params=kind_names(LEARNED_KINDS))
 def ranker(
     request: pytest.FixtureRequest, embed: EmbedScorer, cross: CrossScorer, cascade: CascadeScorer
 ) -> Scorer:
@@ -195,7 +196,7 @@ def registry(ranker_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFact
 def test_versions_latest_find(registry: Path, ranker_dirs: dict[str, Path], tmp_path: Path) -> None:
     reg = ModelRegistry(registry)
     kinds = {v.kind: v for v in reg.versions()}
-    assert set(kinds) == {"embed", "cross", "cascade"}
+    assert set(kinds) == set(kind_names(LEARNED_KINDS))
     for kind, path in ranker_dirs.items():
         assert reg.latest(kind) == registry / path.name
         assert reg.find(kinds[kind].version) == registry / path.name
@@ -214,7 +215,7 @@ def test_versions_latest_find(registry: Path, ranker_dirs: dict[str, Path], tmp_
     assert ModelRegistry(tmp_path / "missing").versions() == []
 
 
-@pytest.mark.parametrize("kind", ["embed", "cross", "cascade"])
+@pytest.mark.parametrize("kind", kind_names(LEARNED_KINDS))
 def test_load_validates_and_build_scorer_finds_latest(
     kind: str, registry: Path, ranker_dirs: dict[str, Path]
 ) -> None:
