@@ -130,8 +130,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 def _ensure_zeroshot(models_dir: Path) -> None:
     from scoring import ZEROSHOT_MODEL
+    from scoring.base import MANIFEST_FILE
 
-    if not (Path(models_dir) / ZEROSHOT_MODEL / "manifest.json").is_file():
+    if not (Path(models_dir) / ZEROSHOT_MODEL / MANIFEST_FILE).is_file():
         from scoring.training.export import ensure_encoder
 
         log.info("exporting the zero-shot model into %s (once)", models_dir)

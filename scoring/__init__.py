@@ -2,111 +2,70 @@
 
 Serving needs only onnxruntime and tokenizers: models are exported ahead of time by
 `scoring.training` (torch), and `build_scorer` never imports it.
+
+Names are loaded on first use (PEP 562): importing a light module such as `scoring.kinds`
+(which the command line needs to build its parser) must not load ONNX Runtime.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from scoring.base import (
-    MANIFEST_FILE,
-    Manifest,
-    ModelError,
-    Scorer,
-    ScoreRequest,
-    ScoreResult,
-    VariantBasis,
-    VariantDecision,
-)
-from scoring.cascade import CascadeScorer
-from scoring.cross import CrossScorer
-from scoring.embed import EmbedScorer
-from scoring.encoder import Device, OnnxEncoder
-from scoring.kinds import LEARNED_KINDS, ModelKind
-from scoring.registry import ModelRegistry, VersionInfo, load_zeroshot
-from scoring.zeroshot import MODEL_NAME as ZEROSHOT_MODEL
-from scoring.zeroshot import TextEncoder, ZeroShotScorer
+if TYPE_CHECKING:
+    from scoring.base import (
+        Manifest,
+        ModelError,
+        Scorer,
+        ScoreRequest,
+        ScoreResult,
+        VariantBasis,
+        VariantDecision,
+    )
+    from scoring.cascade import CascadeScorer
+    from scoring.cross import CrossScorer
+    from scoring.embed import EmbedScorer
+    from scoring.encoder import Device, OnnxEncoder
+    from scoring.kinds import LEARNED_KINDS, ModelKind
+    from scoring.loader import available_scorers, build_scorer
+    from scoring.registry import ModelRegistry, VersionInfo
+    from scoring.zeroshot import MODEL_NAME as ZEROSHOT_MODEL
+    from scoring.zeroshot import TextEncoder, ZeroShotScorer
 
-log = logging.getLogger(__name__)
-
-
-def _build_zeroshot(
-    models_dir: Path, device: Device, version: str | None, variant: str | None, options: Any
-) -> Scorer:
-    model_dir = models_dir / ZEROSHOT_MODEL
-    if not (model_dir / MANIFEST_FILE).is_file():
-        raise ModelError(
-            f"no exported model at {model_dir}; run `streamrank model export` "
-            f"(with the same models directory) first"
-        )
-    if variant not in (None, "fp32"):
-        log.warning("zeroshot has only fp32; ignoring variant %s", variant)
-    return load_zeroshot(model_dir, device, options)
-
-
-def _learned(kind: ModelKind) -> Callable[[Path, Device, str | None, str | None, Any], Scorer]:
-    def build(
-        models_dir: Path, device: Device, version: str | None, variant: str | None, options: Any
-    ) -> Scorer:
-        registry = ModelRegistry(models_dir)
-        if version is not None:
-            path = registry.resolve(version)
-        else:
-            found = registry.latest(kind.manifest_kind)
-            if found is None:
-                raise ModelError(
-                    f"no {kind} model in {models_dir}; run `streamrank model export --kind {kind}` "
-                    f"(with the same models directory) first"
-                )
-            path = found
-        scorer = registry.load(path, device=device, variant=variant, **options)
-        if scorer.name != kind:
-            raise ModelError(
-                f"{path}: version {scorer.version} is a {scorer.name} model, not {kind}"
-            )
-        return scorer
-
-    return build
-
-
-# Learned kinds are served from the registry; the zero-shot baseline stays by folder name.
-_BUILDERS: dict[str, Callable[[Path, Device, str | None, str | None, Any], Scorer]] = {
-    ModelKind.ZEROSHOT.value: _build_zeroshot,
-    **{kind.value: _learned(kind) for kind in LEARNED_KINDS},
+# name -> (module, attribute)
+_LAZY: dict[str, tuple[str, str]] = {
+    "CascadeScorer": ("scoring.cascade", "CascadeScorer"),
+    "CrossScorer": ("scoring.cross", "CrossScorer"),
+    "Device": ("scoring.encoder", "Device"),
+    "EmbedScorer": ("scoring.embed", "EmbedScorer"),
+    "LEARNED_KINDS": ("scoring.kinds", "LEARNED_KINDS"),
+    "Manifest": ("scoring.base", "Manifest"),
+    "ModelError": ("scoring.base", "ModelError"),
+    "ModelKind": ("scoring.kinds", "ModelKind"),
+    "ModelRegistry": ("scoring.registry", "ModelRegistry"),
+    "OnnxEncoder": ("scoring.encoder", "OnnxEncoder"),
+    "ScoreRequest": ("scoring.base", "ScoreRequest"),
+    "ScoreResult": ("scoring.base", "ScoreResult"),
+    "Scorer": ("scoring.base", "Scorer"),
+    "TextEncoder": ("scoring.zeroshot", "TextEncoder"),
+    "VariantBasis": ("scoring.base", "VariantBasis"),
+    "VariantDecision": ("scoring.base", "VariantDecision"),
+    "VersionInfo": ("scoring.registry", "VersionInfo"),
+    "ZEROSHOT_MODEL": ("scoring.zeroshot", "MODEL_NAME"),
+    "ZeroShotScorer": ("scoring.zeroshot", "ZeroShotScorer"),
+    "available_scorers": ("scoring.loader", "available_scorers"),
+    "build_scorer": ("scoring.loader", "build_scorer"),
 }
 
 
-def available_scorers() -> list[str]:
-    return sorted(_BUILDERS)
-
-
-def build_scorer(
-    name: str,
-    models_dir: Path,
-    *,
-    device: Device = "auto",
-    version: str | None = None,
-    variant: str | None = None,
-    **options: Any,
-) -> Scorer:
-    """The scorer called `name`, loaded from the exported models under `models_dir`.
-
-    "zeroshot" is models_dir/zeroshot-minilm; "embed", "cross" and "cascade" are `version`
-    (a version, folder name or path) if given, else the newest of that kind, validated by
-    ModelRegistry.load. `variant` forces fp32/int8/fp16 (default: docs/models.md's choice).
-    `options` go to the scorer (threads, max_pairs, cascade_k, cache sizes; for "zeroshot"
-    also max_length, batch_size, history_weight, history_decay).
-    """
-    builder = _BUILDERS.get(name)
-    if builder is None:
-        raise ValueError(f"unknown scorer {name!r}; available: {', '.join(available_scorers())}")
-    scorer = builder(Path(models_dir), device, version, variant, dict(options))
-    log.info("scorer %s ready: version %s on %s, variant %s", scorer.name, scorer.version,
-             scorer.provider, scorer.variant_decision.variant)
-    return scorer
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'scoring' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 __all__ = [

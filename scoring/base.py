@@ -27,6 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 from scoring.agreement import Agreement
 
 MANIFEST_FILE = "manifest.json"
+# Files of a version folder, named once (docs/models.md lists what each kind holds).
+TOKENIZER_FILE = "tokenizer.json"
+HEAD_STATE_FILE = "head.pt"  # the embed head's torch weights, for fine-tuning from it
 MANIFEST_FORMAT = 1
 
 
@@ -241,7 +244,9 @@ def _safe_join(root: Path, rel: str) -> Path:
 
 
 __all__ = [
+    "HEAD_STATE_FILE",
     "MANIFEST_FILE",
+    "TOKENIZER_FILE",
     "ItemText",
     "Manifest",
     "ModelError",

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Encoding, Tokenizer
 
-from scoring.base import Manifest, ModelError, load_verified
+from scoring.base import TOKENIZER_FILE, Manifest, ModelError, load_verified
 from scoring.session import (
     CPU,
     CUDA,
@@ -31,7 +31,6 @@ from scoring.session import (
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
 INPUTS = ("input_ids", "attention_mask")
 OUTPUTS = ("embedding",)
 Embeddings = npt.NDArray[np.float32]

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from scoring.base import Manifest, ModelError
+from scoring.base import TOKENIZER_FILE, Manifest, ModelError
 from scoring.features import FeatureSpec, Featurizer
 from scoring.zeroshot import UNKNOWN_STEP
 
@@ -37,7 +37,6 @@ TENSORRT = "TensorrtExecutionProvider"
 GPU_PROVIDERS = frozenset({CUDA, TENSORRT})
 Device = Literal["auto", "cpu", "cuda"]
 VARIANTS = ("fp32", "int8", "fp16")
-TOKENIZER_FILE = "tokenizer.json"
 Array = npt.NDArray[Any]
 
 # ORT type strings of graph inputs -> the numpy dtype to feed (fp16 graphs may keep fp16 IO).

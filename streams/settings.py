@@ -111,7 +111,9 @@ class Settings(BaseSettings):
         default=None, description="registry version to serve; default: the newest of `scorer`"
     )
     model_variant: Literal["fp32", "int8", "fp16"] | None = Field(
-        default=None, description="force a variant; default: int8 on CPU, fp16 on GPU if shipped"
+        default=None,
+        description="force a variant; default: int8 on CPU, fp16 on GPU if shipped and it "
+        "passes its ranking gate on this machine at load, else fp32",
     )
     cascade_k: int | None = Field(
         default=None, ge=0, description="cascade: candidates re-scored by the cross-encoder"

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contracts import TrainingSample
-from scoring.base import ModelError, ScoreRequest, load_verified
+from scoring.base import TOKENIZER_FILE, ModelError, ScoreRequest, load_verified
 from scoring.features import FeatureSpec, Featurizer
 from scoring.kinds import ModelKind
 from scoring.registry import ModelRegistry
@@ -156,7 +156,7 @@ def _train(
         init=init, steps=plan.steps, lists_per_step=plan.lists_per_step, seed=plan.seed,
         device=plan.device, spec=spec, on_step=tick, **lr,
     )
-    featurizer = Featurizer.from_file((init or base_model_path()) / "tokenizer.json", spec)
+    featurizer = Featurizer.from_file((init or base_model_path()) / TOKENIZER_FILE, spec)
     try:
         if plan.kind is ModelKind.EMBED:
             encoder, head, report = train_embed(

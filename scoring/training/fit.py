@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from scoring.base import load_verified
+from scoring.base import HEAD_STATE_FILE, TOKENIZER_FILE, load_verified
 from scoring.features import FeatureSpec, Featurizer
 from scoring.training.data import TrainingList, useful_lists
 from scoring.training.layout import Layout, encode
@@ -37,7 +37,6 @@ from scoring.training.reference import SentenceEmbedder
 
 log = logging.getLogger(__name__)
 
-TOKENIZER = "tokenizer.json"
 
 
 def _start(init: Path | None, kind: str, spec: FeatureSpec | None) -> tuple[Path, FeatureSpec]:
@@ -67,7 +66,7 @@ def load_embed(init: Path | None, *, seed: int = 0) -> tuple[SentenceEmbedder, E
         return encoder, EmbedHead(hidden_size(encoder.bert), seed=seed)
     if (Path(init) / "encoder.pt").is_file():
         encoder.load_state_dict(torch.load(Path(init) / "encoder.pt", weights_only=True))
-    head = EmbedHead.from_state_dict(torch.load(Path(init) / "head.pt", weights_only=True))
+    head = EmbedHead.from_state_dict(torch.load(Path(init) / HEAD_STATE_FILE, weights_only=True))
     return encoder, head
 
 
@@ -96,7 +95,7 @@ def train_cross(
     if not data:
         raise ValueError("no list with a positive label to train on")
     folder, spec = _start(init, "cross", spec)
-    featurizer = Featurizer.from_file(folder / TOKENIZER, spec)
+    featurizer = Featurizer.from_file(folder / TOKENIZER_FILE, spec)
     with deterministic(seed):
         model = load_cross(init, seed=seed).to(device).train()
         head = list(model.score.parameters())
@@ -163,7 +162,7 @@ def train_embed(
     if not data:
         raise ValueError("no list with a positive label to train on")
     folder, spec = _start(init, "embed", spec)
-    featurizer = Featurizer.from_file(folder / TOKENIZER, spec)
+    featurizer = Featurizer.from_file(folder / TOKENIZER_FILE, spec)
     with deterministic(seed):
         encoder, head = load_embed(init, seed=seed)
         encoder, head = encoder.to(device), head.to(device).train()

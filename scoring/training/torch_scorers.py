@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from scoring.base import (
+    TOKENIZER_FILE,
     ItemText,
     ScoreRequest,
     ScoreResult,
@@ -33,7 +34,7 @@ TORCH_VARIANT = VariantDecision(
 
 def _featurizer(version_dir: Path) -> Featurizer:
     manifest = load_verified(version_dir)
-    return Featurizer.from_file(version_dir / "tokenizer.json",
+    return Featurizer.from_file(version_dir / TOKENIZER_FILE,
                                 FeatureSpec.from_dict(manifest.features))
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka.admin import NewTopic
 
+from state.tables import USER_TABLES, changelog_topic
 from streams.kafka.connection import KafkaClients
 from streams.settings import Settings
 
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# Faust tables keyed by user_id (co-partitioned with the input topics).
-USER_TABLES = ("user-sequences", "impressions")
 # Ticks are worthless once handled; an hour covers any restart.
 TICKS_RETENTION_MS = 3_600_000
 
@@ -46,7 +45,7 @@ def choose_partitions(existing: dict[str, int], settings: Settings) -> tuple[int
         )
     partitions = next(iter(user_counts.values()), settings.partitions)
     # Per-user state and the worker's own per-partition topics must follow the input topics.
-    ours = [f"{settings.app_id}-{table}-changelog" for table in USER_TABLES]
+    ours = [changelog_topic(settings.app_id, table) for table in USER_TABLES]
     for topic in (*ours, settings.ticks_topic, names.samples):
         if topic in existing and existing[topic] != partitions:
             raise TopologyError(

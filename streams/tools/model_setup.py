@@ -18,9 +18,10 @@ def ensure_model(settings: Settings) -> None:
     exported on first use (in a child process, so the worker itself never imports torch); a
     learned kind must have been trained or exported on purpose."""
     from scoring import ZEROSHOT_MODEL, ModelError, ModelRegistry
+    from scoring.base import MANIFEST_FILE
 
     if settings.scorer is ModelKind.ZEROSHOT:
-        if not (settings.models_dir / ZEROSHOT_MODEL / "manifest.json").is_file():
+        if not (settings.models_dir / ZEROSHOT_MODEL / MANIFEST_FILE).is_file():
             if importlib.util.find_spec("torch") is None:
                 # The runtime image has no torch: its model was exported at build time.
                 raise ModelError(

@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from contracts import TopicNames
 from contracts.schemas import json_schemas
-from streams.kafka.topology import USER_TABLES
+from state.tables import USER_TABLES
 from streams.settings import (
     CONFIG_FILE_VAR,
     DEFAULT_CONFIG_FILE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any, cast
 
 import faust
@@ -17,6 +17,7 @@ from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent,
 from scoring.serving import ScorerSlot
 from state import CatalogStore, ImpressionStore, SequenceStore
 from state.kv import MemoryKV, RocksKV
+from state.tables import IMPRESSION_TABLE, SEQUENCE_TABLE
 from streams.kafka.connection import KafkaClients
 from streams.kafka.deadletter import DeadLetters
 from streams.settings import Settings
@@ -79,7 +80,7 @@ class StreamrankApp:
             ticks=settings.ticks_topic,
         )
         self.sequence_table = self.app.Table(
-            "user-sequences",
+            SEQUENCE_TABLE,
             key_type=str,
             value_type=bytes,  # raw: the state package owns the encoding
             partitions=settings.partitions,
@@ -90,7 +91,7 @@ class StreamrankApp:
         # GlobalTable).
         items_kv, offsets_kv = self._catalog_stores(settings, store)
         self.impression_table = self.app.Table(
-            "impressions",
+            IMPRESSION_TABLE,
             key_type=str,
             value_type=bytes,
             partitions=settings.partitions,
@@ -249,14 +250,13 @@ class StreamrankApp:
             {tp.partition for tp in revoked if tp.topic == self.settings.ticks_topic}
         )
 
-    def catalog_texts(self) -> list[tuple[str, str]]:
-        """(item_id, model text) of the whole catalog: warms a newly loaded model."""
-        texts = []
+    def catalog_texts(self) -> Iterator[tuple[str, str]]:
+        """(item_id, model text) of the whole catalog, streamed: warms a newly loaded model (in
+        the swap's thread, never on the event loop; scoring_service.py)."""
         for item_id in list(self.catalog.ids()):
             item = self.catalog.get(item_id)
             if item is not None:
-                texts.append((item_id, item.text()))
-        return texts
+                yield item_id, item.text()
 
     def ready(self) -> bool:
         app = self.app
@@ -276,8 +276,8 @@ class StreamrankApp:
         # Counting keys walks the local RocksDB: at most every 30 s, however often scraped.
         if now - self._state_sizes[0] > 30.0:
             self._state_sizes = (now, {
-                "user-sequences": len(self.sequence_table),
-                "impressions": len(self.impression_table),
+                SEQUENCE_TABLE: len(self.sequence_table),
+                IMPRESSION_TABLE: len(self.impression_table),
                 "catalog": len(self.catalog),
             })
         try:
@@ -289,7 +289,8 @@ class StreamrankApp:
             queue_depth=self.scoring.batcher.queue_depth,
             queue_peak=self.scoring.batcher.peak_queue_depth,
             model={"version": scorer.version, "scorer": scorer.name,
-                   "provider": scorer.provider, "variant": str(getattr(scorer, "variant", ""))},
+                   "provider": scorer.provider, "variant": scorer.variant_decision.variant,
+                   "variant_basis": scorer.variant_decision.basis.value},
             state_entries=self._state_sizes[1],
             lag=lag,
             ready=self.ready(),
@@ -314,6 +315,8 @@ class StreamrankApp:
                         "model_version": outer.slot.current.version,
                         "scorer": outer.slot.current.name,
                         "provider": outer.slot.current.provider,
+                        # Which variant serves and why (int8 is checked on this CPU at load).
+                        "variant": outer.slot.current.variant_decision.as_dict(),
                         "batcher": outer.scoring.batcher.stats(),
                         "model_swaps": outer.slot.swaps,
                         "model_refusals": outer.slot.refused,

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain"
 # Seconds, from sub-millisecond (decode, state) to past the default 1 s scoring timeout.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# streamrank_model_info labels; variant_basis says why that variant serves (passed, failed, ...).
+MODEL_LABELS = ("version", "scorer", "provider", "variant", "variant_basis")
 STAGES = ("decode", "state", "queue", "tokenize", "inference", "publish", "end_to_end")
 
 
@@ -32,7 +34,8 @@ class Snapshot:
 
     queue_depth: int = 0
     queue_peak: int = 0
-    model: Mapping[str, str] = field(default_factory=dict)  # version, scorer, provider, variant
+    # version, scorer, provider, variant, variant_basis (why that variant: scoring/variants.py)
+    model: Mapping[str, str] = field(default_factory=dict)
     state_entries: Mapping[str, int] = field(default_factory=dict)  # table -> local keys
     lag: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (topic, partition) -> lag
     ready: bool = False
@@ -73,7 +76,7 @@ class WorkerMetrics:
         self.queue_peak = Gauge("streamrank_queue_depth_peak",
                                 "most searches ever waiting at once since start", registry=r)
         self.model_info = Gauge("streamrank_model_info", "the model serving now (value 1)",
-                                ["version", "scorer", "provider", "variant"], registry=r)
+                                MODEL_LABELS, registry=r)
         self.model_swaps = Gauge("streamrank_model_swaps", "model versions swapped in",
                                  registry=r)
         self.model_refusals = Gauge("streamrank_model_refusals", "model versions refused",
@@ -104,8 +107,7 @@ class WorkerMetrics:
         self.queue_peak.set(snap.queue_peak)
         self.model_info.clear()
         if snap.model:
-            self.model_info.labels(*(snap.model.get(k, "") for k in
-                                     ("version", "scorer", "provider", "variant"))).set(1)
+            self.model_info.labels(*(snap.model.get(k, "") for k in MODEL_LABELS)).set(1)
         self.model_swaps.set(snap.model_swaps)
         self.model_refusals.set(snap.model_refusals)
         for table, count in snap.state_entries.items():

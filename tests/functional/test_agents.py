@@ -3,14 +3,13 @@ outgoing topics captured."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from contracts import ActionEvent, Candidate, Item, RankedResult, SearchEvent, decode, encode
 from streams.tools.simulation import catalog_items, department
 from streams.worker.app import StreamrankApp
 from tests.functional.conftest import Outbox, load_catalog
+from tests.unit.scoring.conftest import FakeScorer
 
 Worker = tuple[StreamrankApp, Outbox]
 
@@ -93,13 +92,8 @@ async def test_history_moves_the_liked_department_up(worker: Worker) -> None:
 async def test_scorer_failure_answers_degraded_in_site_order(worker: Worker) -> None:
     sr, outbox = worker
 
-    class Broken:
-        name, version, provider = "broken", "broken-1", "none"
-
-        def score(self, requests: Any) -> Any:
-            raise RuntimeError("model exploded")
-
-    assert await sr.slot.swap_to("broken", loader=lambda _ref: Broken())
+    broken = FakeScorer("broken-1", error=RuntimeError("model exploded"))
+    assert await sr.slot.swap_to("broken", loader=lambda _ref: broken)
     result = await ask(sr, outbox, search("u", ["b", "a", "c"]))
     assert result.degraded
     assert [i.item_id for i in result.items] == ["b", "a", "c"]

@@ -187,9 +187,6 @@ def test_building_the_parser_loads_no_kafka_faust_or_torch() -> None:
     assert loaded_by_building_the_parser(HEAVY) == []
 
 
-@pytest.mark.xfail(strict=True, reason="scoring/__init__.py imports every scorer, hence "
-                   "onnxruntime, when the --kind choices read scoring.kinds; passes (and then "
-                   "this mark must go) once the scoring package exports lazily")
 def test_building_the_parser_loads_no_onnxruntime() -> None:
     assert loaded_by_building_the_parser(["onnxruntime"]) == []
 

@@ -19,7 +19,8 @@ def samples(metrics: WorkerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ..
 
 def test_counters_histograms_and_live_gauges() -> None:
     snap = Snapshot(queue_depth=3, model={"version": "embed-1", "scorer": "embed",
-                                          "provider": "CPUExecutionProvider", "variant": "int8"},
+                                          "provider": "CPUExecutionProvider", "variant": "int8",
+                                          "variant_basis": "passed"},
                     state_entries={"user-sequences": 5}, lag={("t.events.search", 1): 7},
                     ready=True, model_swaps=2)
     m = WorkerMetrics(lambda: snap)
@@ -33,7 +34,7 @@ def test_counters_histograms_and_live_gauges() -> None:
     assert got[("streamrank_batch_pairs_sum", ())] == 200
     assert got[("streamrank_queue_depth", ())] == 3
     info = (("provider", "CPUExecutionProvider"), ("scorer", "embed"), ("variant", "int8"),
-            ("version", "embed-1"))
+            ("variant_basis", "passed"), ("version", "embed-1"))
     assert got[("streamrank_model_info", info)] == 1
     assert got[("streamrank_state_entries", (("table", "user-sequences"),))] == 5
     assert got[("streamrank_consumer_lag", (("partition", "1"), ("topic", "t.events.search")))] == 7

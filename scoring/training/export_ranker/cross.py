@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scoring.base import Manifest, sha256_file
+from scoring.base import TOKENIZER_FILE, Manifest, sha256_file
 from scoring.features import FeatureSpec, Featurizer
 from scoring.training.eager import cross_scorer
 from scoring.training.export_ranker.gates import (
@@ -29,8 +29,6 @@ from scoring.training.export_ranker.graphs import export_graph
 from scoring.training.export_ranker.probes import PROBE_LISTS
 from scoring.training.export_ranker.staging import build_manifest, install_version, staging
 from scoring.training.models import CrossRanker, base_model_path, hidden_size
-
-TOKENIZER = "tokenizer.json"
 
 
 def export_cross(
@@ -49,7 +47,7 @@ def export_cross(
     """
     spec = spec or FeatureSpec()
     module = copy.deepcopy(model).cpu().eval()
-    featurizer = Featurizer.from_file(base_model_path() / TOKENIZER, spec)
+    featurizer = Featurizer.from_file(base_model_path() / TOKENIZER_FILE, spec)
     started = time.perf_counter()
     with staging(out_dir, models_dir, "cross") as tmp:
         lst = PROBE_LISTS[0]
@@ -59,7 +57,7 @@ def export_cross(
         opset = export_graph(module, args, axes, "logits", tmp / "cross.onnx")
         exported = time.perf_counter() - started
         torch.save(module.state_dict(), tmp / "cross.pt")
-        shutil.copyfile(base_model_path() / TOKENIZER, tmp / TOKENIZER)
+        shutil.copyfile(base_model_path() / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         want = [np.asarray(cross_scorer(module, featurizer)(x)) for x in PROBE_LISTS]
         shipped, notes, fp32 = gate_variants(
             tmp, {"cross": "cross.onnx"}, cross_runs(featurizer), want,

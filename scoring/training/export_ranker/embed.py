@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scoring.base import Manifest, sha256_file
+from scoring.base import HEAD_STATE_FILE, TOKENIZER_FILE, Manifest, sha256_file
 from scoring.features import FeatureSpec, Featurizer
 from scoring.training.eager import embed_scorer
 from scoring.training.export_ranker.gates import (
@@ -34,8 +34,6 @@ from scoring.training.layout import Layout, encode
 from scoring.training.models import EmbedHead, base_encoder, base_model_path
 from scoring.training.parity import ParityError
 from scoring.training.reference import SentenceEmbedder
-
-TOKENIZER = "tokenizer.json"
 
 
 def _encoder_is_base(encoder: SentenceEmbedder) -> bool:
@@ -72,7 +70,7 @@ def export_embed(
     spec = spec or FeatureSpec()
     enc = copy.deepcopy(encoder).cpu().eval()
     hd = copy.deepcopy(head).cpu().eval()
-    featurizer = Featurizer.from_file(base_model_path() / TOKENIZER, spec)
+    featurizer = Featurizer.from_file(base_model_path() / TOKENIZER_FILE, spec)
     started = time.perf_counter()
     with staging(out_dir, models_dir, "embed") as tmp:
         ids, mask = featurizer.texts(["a short probe", "a somewhat longer probe for tracing"])
@@ -91,10 +89,10 @@ def export_embed(
         }
         export_graph(hd, head_args, head_axes, "scores", tmp / "head.onnx")
         exported = time.perf_counter() - started
-        torch.save(hd.state_dict(), tmp / "head.pt")
+        torch.save(hd.state_dict(), tmp / HEAD_STATE_FILE)
         if not _encoder_is_base(enc):
             torch.save(enc.state_dict(), tmp / "encoder.pt")
-        shutil.copyfile(base_model_path() / TOKENIZER, tmp / TOKENIZER)
+        shutil.copyfile(base_model_path() / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         encoder_diff = _encoder_parity(enc, tmp / "encoder.onnx", featurizer)
         score = embed_scorer(enc, hd, featurizer)
         want = [np.asarray(score(x)) for x in PROBE_LISTS]
