@@ -102,7 +102,13 @@ async def prepare(settings: Settings, clients: KafkaClients | None = None) -> Se
             names.catalog: catalog,
             names.models: 1,  # one key ("current"): one partition, read whole by every worker
         }
+        # The tables' changelogs too, before Faust starts: Faust creates them itself, but a
+        # worker that reads their metadata before the broker has them (seen on a loaded
+        # machine) crashes its agents with PartitionsMismatch ("changelog has 0 partitions").
+        changelogs = {changelog_topic(settings.app_id, table): partitions for table in USER_TABLES}
+        wanted |= changelogs
         configs: dict[str, dict[str, str]] = {
+            **{name: {"cleanup.policy": "compact"} for name in changelogs},
             names.catalog: {"cleanup.policy": "compact"},
             names.models: {"cleanup.policy": "compact"},
             settings.ticks_topic: {"retention.ms": str(TICKS_RETENTION_MS)},
