@@ -3,7 +3,15 @@
 The lowest layer: state, scoring and streams depend on it; it depends on nothing of theirs.
 """
 
-from contracts.codec import MAX_PAYLOAD_BYTES, DecodeError, decode, encode
+from contracts.codec import (
+    MAX_DEPTH,
+    MAX_PAYLOAD_BYTES,
+    REASONS,
+    DecodeError,
+    check_key,
+    decode,
+    encode,
+)
 from contracts.events import (
     LABELS,
     SCHEMA_VERSION,
@@ -21,7 +29,9 @@ from contracts.topics import TopicNames
 
 __all__ = [
     "LABELS",
+    "MAX_DEPTH",
     "MAX_PAYLOAD_BYTES",
+    "REASONS",
     "SCHEMA_VERSION",
     "Action",
     "ActionEvent",
@@ -34,6 +44,7 @@ __all__ = [
     "SearchEvent",
     "TopicNames",
     "TrainingSample",
+    "check_key",
     "decode",
     "encode",
 ]

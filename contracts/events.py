@@ -6,16 +6,65 @@ should land in the deadletter topic with a precise reason rather than be half-un
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+)
 
 SCHEMA_VERSION = 1
 
-Id = Annotated[str, Field(min_length=1, max_length=256)]
-EpochMs = Annotated[int, Field(ge=0, description="milliseconds since the Unix epoch")]
-ShortText = Annotated[str, Field(max_length=2048)]
+# Limits a producer can hit, in one place: the JSON Schemas and docs/events.md show them.
+MAX_ID_LENGTH = 256
+MAX_TEXT_LENGTH = 2048
+MAX_DESCRIPTION_LENGTH = 20_000
 MAX_CANDIDATES = 1000
+# 9999-12-31T23:59:59.999Z: beyond it microseconds or nanoseconds were sent, not milliseconds.
+MAX_EPOCH_MS = 253_402_300_799_999
+# Scores and prices beyond this are a unit or overflow bug, not data.
+MAX_MAGNITUDE = 1e12
+# Printable, no whitespace or control characters: ids are keys, headers and log fields.
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"
+
+
+def _ts_window(ts: int, info: ValidationInfo) -> int:
+    """The worker passes {"ts_min": ms, "ts_max": ms} as validation context (its clock plus
+    the allowed skew, streams/settings.py); without context only the static bounds apply."""
+    context = info.context if isinstance(info.context, dict) else {}
+    low, high = context.get("ts_min"), context.get("ts_max")
+    if low is not None and ts < low:
+        raise ValueError(f"{ts} is before the earliest accepted time {low} (ms since epoch)")
+    if high is not None and ts > high:
+        raise ValueError(f"{ts} is more than the allowed clock skew in the future (> {high})")
+    return ts
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return text
+
+
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+EpochMs = Annotated[
+    int,
+    Field(ge=0, le=MAX_EPOCH_MS, description="milliseconds since the Unix epoch"),
+]
+# Event times a producer sets: also bounded by the worker's clock (its allowed skew).
+EventTs = Annotated[
+    int,
+    Field(ge=0, le=MAX_EPOCH_MS, description="milliseconds since the Unix epoch; at most "
+          "STREAMRANK_MAX_CLOCK_SKEW_S ahead of the worker's clock"),
+    AfterValidator(_ts_window),
+]
+ShortText = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
+Title = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH,
+                             description="not blank"), AfterValidator(_not_blank)]
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
 # A Literal rather than an Enum: strict mode would refuse the JSON string for an enum member.
 Action = Literal["view", "click", "add_to_cart", "purchase"]
 
@@ -24,6 +73,8 @@ class Contract(BaseModel):
     """Common configuration: strict types, unknown fields ignored (forward compatible)."""
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # The field the record's Kafka key must equal (None: the key is not checked).
+    key_field: ClassVar[str | None] = None
 
     schema_version: Literal[1] = Field(
         default=1,
@@ -37,7 +88,7 @@ class Candidate(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     item_id: Id
-    retrieval_score: float | None = Field(
+    retrieval_score: Finite | None = Field(
         default=None, description="first-stage score, if the site has one"
     )
 
@@ -45,37 +96,48 @@ class Candidate(BaseModel):
 class SearchEvent(Contract):
     """A user searched; streamrank re-ranks `candidates` for them. Key: user_id."""
 
+    key_field: ClassVar[str | None] = "user_id"
+
     event_id: Id
     request_id: Id = Field(description="echoed in the RankedResult; actions may cite it")
     user_id: Id
     session_id: Id | None = None
-    ts: EpochMs
+    ts: EventTs
     query: ShortText
-    candidates: list[Candidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
+    candidates: list[Candidate] = Field(
+        min_length=1, max_length=MAX_CANDIDATES,
+        description="an item_id listed twice is ranked once (where it first appears)",
+    )
 
 
 class ActionEvent(Contract):
     """A user did something with an item. Key: user_id."""
 
+    key_field: ClassVar[str | None] = "user_id"
+
     event_id: Id
     user_id: Id
-    ts: EpochMs
+    ts: EventTs
     item_id: Id
     action: Action
     request_id: Id | None = Field(default=None, description="the search this action answers")
-    position: int | None = Field(default=None, ge=0, description="0-based rank it was shown at")
+    position: int | None = Field(
+        default=None, ge=0, lt=MAX_CANDIDATES, description="0-based rank it was shown at"
+    )
     query: ShortText | None = Field(default=None, description="the query, when the site knows it")
 
 
 class Item(Contract):
     """A catalog product. Key: item_id. The topic is compacted; `deleted` tombstones it."""
 
+    key_field: ClassVar[str | None] = "item_id"
+
     item_id: Id
-    title: ShortText
+    title: Title
     brand: ShortText | None = None
     category: ShortText | None = None
-    price: float | None = Field(default=None, ge=0)
-    description: Annotated[str, Field(max_length=20_000)] | None = None
+    price: Annotated[float, Field(ge=0, le=MAX_MAGNITUDE, allow_inf_nan=False)] | None = None
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)] | None = None
     deleted: bool = False
 
     def text(self) -> str:

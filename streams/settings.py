@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         "events.action must have the same count (state is co-partitioned by user_id)",
     )
     session_timeout_s: float = Field(
-        default=30.0, gt=0,
+        default=10.0, gt=0,
         description="consumer group session timeout: how soon a crashed worker's partitions "
         "move to the others",
     )
@@ -134,6 +134,34 @@ class Settings(BaseSettings):
     search_concurrency: int = Field(
         default=32, ge=1, description="searches in flight per worker (what the batcher merges)"
     )
+    search_deadline_ms: float | None = Field(
+        default=None, gt=0,
+        description="a search is answered within this of the worker reading it: ranked when "
+        "scored in time, else in the site's order with `degraded: true` and the reason "
+        "(`timeout`; `queue_full` at once when the scorer cannot reach it in time); default: "
+        "`score_timeout_ms`",
+    )
+    search_max_age_ms: float = Field(
+        default=10_000.0, ge=0,
+        description="a search whose `ts` is older than this when the worker reads it is answered "
+        "at once, unscored, degraded `stale`: a worker that fell behind catches up in seconds. "
+        "So a search is answered by `ts` + this + the deadline at the latest. 0: no age limit",
+    )
+    rank_deadline_ms: float = Field(
+        default=250.0, gt=0,
+        description="`POST /rank`: answer within this (a request may ask for less with "
+        "`?deadline_ms=`); past it the site's order, degraded `timeout`",
+    )
+    rank_remembered: int = Field(
+        default=5000, ge=0,
+        description="`POST /rank`: recent results kept by request_id, so that a repeated "
+        "request_id is answered from its first result (never ranked twice)",
+    )
+    warm_slice_ms: float = Field(
+        default=20.0, gt=0,
+        description="catalog warm-up runs in the scorer's thread only while no search waits, "
+        "in slices of about this long: the most a search waits behind it",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="ONNX Runtime device: auto = CUDA when usable, else CPU"
     )
@@ -142,6 +170,12 @@ class Settings(BaseSettings):
     )
     history_length: int = Field(
         default=10, ge=0, description="most recent actions given to the scorer as history"
+    )
+    interactions_retained: int = Field(
+        default=1000, ge=1,
+        description="items kept per user in the retained interaction set the behaviour "
+        "features read (seen before, strongest action, when); beyond it the least recently "
+        "touched item is dropped",
     )
     attribution_window_s: float = Field(
         default=1800.0, gt=0,
@@ -162,6 +196,38 @@ class Settings(BaseSettings):
     )
     max_payload_bytes: int = Field(
         default=MAX_PAYLOAD_BYTES, ge=1024, description="larger messages go to the deadletter"
+    )
+    max_clock_skew_s: float = Field(
+        default=3600.0, gt=0,
+        description="searches and actions whose `ts` is further than this ahead of the "
+        "worker's clock go to the deadletter (reason `invalid`)",
+    )
+    min_event_ts_ms: int = Field(
+        default=0, ge=0,
+        description="searches and actions with an older `ts` go to the deadletter, e.g. "
+        "946684800000 (2000-01-01) refuses seconds sent as milliseconds; 0 accepts any",
+    )
+    deadletter_max_bytes: int = Field(
+        default=2 * 1024 * 1024, ge=64 * 1024,
+        description="max.message.bytes of the deadletter topic when the worker creates it (an "
+        "existing topic's own limit is read at start and wins); a bad record larger than it is "
+        "kept as a prefix, with its size and sha256 in headers",
+    )
+    producer_max_request_size: int = Field(
+        default=4 * 1024 * 1024, ge=64 * 1024,
+        description="largest request the worker's producer sends (Faust's default is "
+        "1,000,000 bytes); a deadletter record is cut to fit under it too",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        description="static group membership (KIP-345): a stable id per worker (e.g. the pod "
+        "name). A restarted worker with the same id gets its partitions back without a "
+        "rebalance; unset: dynamic membership",
+    )
+    readiness_probe_s: float = Field(
+        default=1.0, gt=0,
+        description="how often the worker checks that the cluster answers (/ready/ is 503 "
+        "within about twice this, plus the probe's timeout, after the cluster goes away)",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT",

@@ -18,14 +18,15 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-KAFKA_VERSION = "3.9.1"
+# The default broker: a current Kafka 4 release from Maven Central. 3.9 stays supported
+# (LocalBroker(version=LEGACY_KAFKA_VERSION); tests/integration/test_kafka39.py runs on it).
+KAFKA_VERSION = "4.1.1"
+LEGACY_KAFKA_VERSION = "3.9.1"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
 DEFAULT_HEAP = "-Xms256m -Xmx512m"
 NODE_ID = 1
 POM_PATH = Path(__file__).resolve().parent / "pom.xml"
-# The jar whose presence tells a finished fetch from an empty or foreign directory.
-CORE_JAR = f"kafka_2.13-{KAFKA_VERSION}.jar"
 BROKER_MAIN = "kafka.Kafka"
 # Rotate broker.log at start beyond this size, so a long-lived data_dir does not grow unbounded.
 MAX_LOG_BYTES = 16 * 1024 * 1024
@@ -52,10 +53,28 @@ def default_data_dir(port: int, env: Mapping[str, str] | None = None) -> Path:
     return base / "streamrank" / f"kafka-{port}"
 
 
-def default_jars_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``${XDG_CACHE_HOME:-~/.cache}/streamrank/kafka-3.9.1/libs``."""
+def core_jar(version: str = KAFKA_VERSION) -> str:
+    """The jar whose presence tells a finished fetch from an empty or foreign directory."""
+    return f"kafka_2.13-{version}.jar"
+
+
+def major(version: str) -> int:
+    return int(version.split(".", 1)[0])
+
+
+def uses_log4j2(version: str) -> bool:
+    """Kafka 4 logs through log4j2 and ignores the log4j 1.x properties file of 3.x."""
+    return major(version) >= 4
+
+
+def log_config_name(version: str) -> str:
+    return "log4j2.properties" if uses_log4j2(version) else "log4j.properties"
+
+
+def default_jars_dir(env: Mapping[str, str] | None = None, version: str = KAFKA_VERSION) -> Path:
+    """``${XDG_CACHE_HOME:-~/.cache}/streamrank/kafka-<version>/libs``."""
     base = _xdg_dir("XDG_CACHE_HOME", ".cache", os.environ if env is None else env)
-    return base / "streamrank" / f"kafka-{KAFKA_VERSION}" / "libs"
+    return base / "streamrank" / f"kafka-{version}" / "libs"
 
 
 def generate_cluster_id() -> str:
@@ -130,33 +149,64 @@ def sasl_plain_listener(port: int, sasl_port: int, users: Mapping[str, str]) -> 
     }
 
 
+# Loggers whose INFO chatter drowns the useful lines (both logging configurations use them).
+QUIET_LOGGERS = (
+    # Per-request, per-partition-state and cleaner chatter.
+    "kafka.request.logger", "state.change.logger", "kafka.log.LogCleaner",
+    "kafka.authorizer.logger", "org.apache.kafka.storage.internals.log", "kafka.log",
+    "org.apache.kafka.clients",
+    # The full config dump (300+ lines per start); server.properties sits next to the log.
+    "kafka.server.KafkaConfig", "org.apache.kafka.common.config.AbstractConfig",
+    # One "Starting" line per background thread.
+    "kafka.server.DelayedOperationPurgatory$ExpiredOperationReaper",
+    "kafka.server.ClientQuotaManager$ThrottledChannelReaper",
+    "kafka.server.NodeToControllerRequestThread",
+)
+
+
+def render_log4j2_properties() -> str:
+    """log4j2 config (Kafka 4.x): INFO to stdout, which ``start`` redirects to broker.log."""
+    lines = [
+        "status = warn",
+        "appender.stdout.type = Console",
+        "appender.stdout.name = STDOUT",
+        "appender.stdout.layout.type = PatternLayout",
+        "appender.stdout.layout.pattern = [%d] %p %m (%c)%n",
+        "rootLogger.level = INFO",
+        "rootLogger.appenderRef.stdout.ref = STDOUT",
+    ]
+    for n, name in enumerate(QUIET_LOGGERS):
+        lines += [f"logger.quiet{n}.name = {name}", f"logger.quiet{n}.level = WARN"]
+    return "\n".join(lines) + "\n"
+
+
+def render_log_config(version: str) -> str:
+    """The logging configuration that broker version reads."""
+    return render_log4j2_properties() if uses_log4j2(version) else render_log4j_properties()
+
+
+def log_config_option(version: str, config_file: Path) -> str:
+    """The JVM system property that points that broker version at its logging config."""
+    if uses_log4j2(version):
+        return f"-Dlog4j2.configurationFile={config_file}"
+    return f"-Dlog4j.configuration=file:{config_file}"
+
+
 def render_log4j_properties() -> str:
-    """log4j 1.x (reload4j) config: INFO to stdout, which ``start`` redirects to broker.log."""
-    return (
-        "log4j.rootLogger=INFO, stdout\n"
-        "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
-        "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
-        "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
-        # Per-request, per-partition-state and cleaner chatter drowns the useful lines.
-        "log4j.logger.kafka.request.logger=WARN\n"
-        "log4j.logger.state.change.logger=WARN\n"
-        "log4j.logger.kafka.log.LogCleaner=WARN\n"
-        "log4j.logger.kafka.authorizer.logger=WARN\n"
-        "log4j.logger.org.apache.kafka.storage.internals.log=WARN\n"
-        "log4j.logger.kafka.log=WARN\n"
-        "log4j.logger.org.apache.kafka.clients=WARN\n"
-        # The full config dump (300+ lines per start); server.properties sits next to the log.
-        "log4j.logger.kafka.server.KafkaConfig=WARN\n"
-        "log4j.logger.org.apache.kafka.common.config.AbstractConfig=WARN\n"
-        # One "Starting" line per background thread.
-        "log4j.logger.kafka.server.DelayedOperationPurgatory$ExpiredOperationReaper=WARN\n"
-        "log4j.logger.kafka.server.ClientQuotaManager$ThrottledChannelReaper=WARN\n"
-        "log4j.logger.kafka.server.NodeToControllerRequestThread=WARN\n"
-    )
+    """log4j 1.x (reload4j) config (Kafka 3.x): INFO to stdout, redirected to broker.log."""
+    lines = [
+        "log4j.rootLogger=INFO, stdout",
+        "log4j.appender.stdout=org.apache.log4j.ConsoleAppender",
+        "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout",
+        "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n",
+    ]
+    lines += [f"log4j.logger.{name}=WARN" for name in QUIET_LOGGERS]
+    return "\n".join(lines) + "\n"
 
 
 def broker_command(
-    *, jars_dir: Path, props_file: Path, log4j_file: Path, heap: str, log_dir: Path
+    *, jars_dir: Path, props_file: Path, log4j_file: Path, heap: str, log_dir: Path,
+    version: str = KAFKA_VERSION,
 ) -> list[str]:
     """The JVM command line, equivalent to what bin/kafka-server-start.sh would run."""
     return [
@@ -164,7 +214,7 @@ def broker_command(
         *shlex.split(heap),
         "-XX:+UseG1GC",
         "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{log4j_file}",
+        log_config_option(version, log4j_file),
         f"-Dkafka.logs.dir={log_dir}",
         "-cp",
         # The JVM expands the wildcard itself; no shell is involved.

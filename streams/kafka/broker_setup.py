@@ -12,26 +12,39 @@ import time
 from pathlib import Path
 
 from streams.kafka.broker_config import (
-    CORE_JAR,
     KAFKA_VERSION,
     POM_PATH,
     BrokerError,
+    core_jar,
     generate_cluster_id,
+    log_config_option,
+    uses_log4j2,
 )
 
 log = logging.getLogger(__name__)
 
 
-def ensure_jars(jars_dir: Path) -> Path:
+def maven_command(mvn: str, out: Path, version: str) -> list[str]:
+    """The Maven call that copies Kafka `version`'s jars (and its logging backend) to `out`."""
+    return [
+        mvn, "-q", "-B", "-f", str(POM_PATH), "dependency:copy-dependencies",
+        f"-DoutputDirectory={out}", "-DincludeScope=runtime",
+        f"-Dkafka.version={version}",
+        f"-Dkafka.logging={'log4j2' if uses_log4j2(version) else 'reload4j'}",
+    ]
+
+
+def ensure_jars(jars_dir: Path, version: str = KAFKA_VERSION) -> Path:
     """Fetch the broker's jars into ``jars_dir`` unless a complete copy is already there."""
-    if (jars_dir / CORE_JAR).is_file():
+    jar = core_jar(version)
+    if (jars_dir / jar).is_file():
         return jars_dir
     mvn = shutil.which("mvn")
     if mvn is None:
         raise BrokerError(
             f"Kafka jars are not in {jars_dir} and Maven (`mvn`) is not on PATH to fetch "
             "them; install Maven (e.g. `apt-get install maven`) or pass jars_dir= a directory "
-            f"holding the Kafka {KAFKA_VERSION} jars"
+            f"holding the Kafka {version} jars"
         )
     if not POM_PATH.is_file():
         raise BrokerError(f"{POM_PATH} is missing; the package is incomplete")
@@ -42,34 +55,25 @@ def ensure_jars(jars_dir: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{jars_dir.name}-", dir=parent))
     log.info(
         "fetching Kafka %s jars from Maven Central into %s (once per machine)",
-        KAFKA_VERSION,
+        version,
         jars_dir,
     )
     started = time.monotonic()
     try:
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "-f",
-            str(POM_PATH),
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={tmp}",
-            "-DincludeScope=runtime",
-        ]
+        cmd = maven_command(mvn, tmp, version)
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             tail = (result.stdout + result.stderr)[-4000:]
             raise BrokerError(f"`{shlex.join(cmd)}` failed ({result.returncode}):\n{tail}")
-        if not (tmp / CORE_JAR).is_file():
-            raise BrokerError(f"Maven finished but {CORE_JAR} is not among the fetched jars")
+        if not (tmp / jar).is_file():
+            raise BrokerError(f"Maven finished but {jar} is not among the fetched jars")
         try:
             tmp.rename(jars_dir)
         except OSError as exc:
             # Another process finished first; its copy is as good as ours.
-            if not (jars_dir / CORE_JAR).is_file():
+            if not (jars_dir / jar).is_file():
                 raise BrokerError(
-                    f"{jars_dir} exists but holds no {CORE_JAR}; remove it and retry"
+                    f"{jars_dir} exists but holds no {jar}; remove it and retry"
                 ) from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -99,7 +103,8 @@ def cluster_id(data_dir: Path) -> str:
 
 
 def format_storage(
-    java: str, jars_dir: Path, data_dir: Path, props_file: Path, log4j_file: Path
+    java: str, jars_dir: Path, data_dir: Path, props_file: Path, log4j_file: Path,
+    version: str = KAFKA_VERSION,
 ) -> None:
     """Format the KRaft storage under `data_dir`/logs once (a no-op when formatted)."""
     if ((data_dir / "logs") / "meta.properties").is_file():
@@ -108,7 +113,7 @@ def format_storage(
     log.info("formatting KRaft storage in %s (cluster id %s)", (data_dir / "logs"), cid)
     cmd = [
         java,
-        f"-Dlog4j.configuration=file:{log4j_file}",
+        log_config_option(version, log4j_file),
         "-cp",
         str(jars_dir / "*"),
         "kafka.tools.StorageTool",

@@ -37,8 +37,9 @@ from streams.kafka.broker_config import (
     default_data_dir,
     default_jars_dir,
     free_port,
+    log_config_name,
     port_is_free,
-    render_log4j_properties,
+    render_log_config,
     render_server_properties,
 )
 from streams.kafka.broker_probe import pid_alive, pid_cmdline, probe, run_coro, tcp_open
@@ -70,15 +71,17 @@ class LocalBroker:
         jars_dir: Path | str | None = None,
         heap: str = DEFAULT_HEAP,
         overrides: Mapping[str, str] | None = None,
+        version: str = KAFKA_VERSION,
     ) -> None:
         self.port = port
+        self.version = version  # a data_dir may later be started by a newer release (upgrade)
         # None: reuse the port stored in data_dir if still free, else pick a free one at start.
         self.controller_port = controller_port
         # Absolute: the pid check matches the broker's argv, which holds these paths.
         self.data_dir = (Path(data_dir) if data_dir else default_data_dir(port)).expanduser()
         self.data_dir = self.data_dir.absolute()
-        self.jars_dir = (Path(jars_dir) if jars_dir else default_jars_dir()).expanduser()
-        self.jars_dir = self.jars_dir.absolute()
+        jars = Path(jars_dir) if jars_dir else default_jars_dir(version=version)
+        self.jars_dir = jars.expanduser().absolute()
         self.heap = heap
         self.overrides = dict(overrides or {})
         self._proc: subprocess.Popen[bytes] | None = None
@@ -87,7 +90,7 @@ class LocalBroker:
     def __repr__(self) -> str:
         return (
             f"LocalBroker(port={self.port}, controller_port={self.controller_port}, "
-            f"data_dir={str(self.data_dir)!r})"
+            f"data_dir={str(self.data_dir)!r}, version={self.version!r})"
         )
 
     # -- paths ------------------------------------------------------------------------------
@@ -110,7 +113,8 @@ class LocalBroker:
 
     @property
     def log4j_file(self) -> Path:
-        return self.data_dir / "log4j.properties"
+        """The logging configuration of this broker version (log4j2 for 4.x)."""
+        return self.data_dir / log_config_name(self.version)
 
     @property
     def kafka_log_dir(self) -> Path:
@@ -120,7 +124,7 @@ class LocalBroker:
 
     def ensure_jars(self) -> Path:
         """Fetch the broker's jars into ``jars_dir`` unless a complete copy is already there."""
-        return ensure_jars(self.jars_dir)
+        return ensure_jars(self.jars_dir, self.version)
 
     # -- state ------------------------------------------------------------------------------
 
@@ -153,13 +157,8 @@ class LocalBroker:
 
     def status(self) -> BrokerStatus:
         pid = self._running_pid()
-        return BrokerStatus(
-            running=pid is not None,
-            pid=pid,
-            bootstrap=self.bootstrap_servers,
-            log_file=self.log_file,
-            data_dir=self.data_dir,
-        )
+        return BrokerStatus(running=pid is not None, pid=pid, bootstrap=self.bootstrap_servers,
+                            log_file=self.log_file, data_dir=self.data_dir)
 
     def ready(self, timeout: float = 3.0) -> bool:
         """Whether a broker answers client requests on ``bootstrap_servers`` now."""
@@ -238,7 +237,8 @@ class LocalBroker:
             if not port_is_free(cport):
                 raise BrokerError(f"controller port {cport} on {HOST} is already in use")
             self._write_config(cport)
-            format_storage(java, self.jars_dir, self.data_dir, self.props_file, self.log4j_file)
+            format_storage(java, self.jars_dir, self.data_dir, self.props_file,
+                           self.log4j_file, self.version)
             self._launch(java, deadline)
         return self
 
@@ -252,22 +252,19 @@ class LocalBroker:
                 overrides=self.overrides,
             )
         )
-        self.log4j_file.write_text(render_log4j_properties())
+        self.log4j_file.write_text(render_log_config(self.version))
 
     def _launch(self, java: str, deadline: float) -> None:
         if self.log_file.is_file() and self.log_file.stat().st_size > MAX_LOG_BYTES:
             self.log_file.replace(self.log_file.with_suffix(".log.1"))
-        cmd = broker_command(
-            jars_dir=self.jars_dir,
-            props_file=self.props_file,
-            log4j_file=self.log4j_file,
-            heap=self.heap,
-            log_dir=self.data_dir,
-        )
+        cmd = broker_command(jars_dir=self.jars_dir, props_file=self.props_file,
+                             log4j_file=self.log4j_file, heap=self.heap,
+                             log_dir=self.data_dir, version=self.version)
         cmd[0] = java
         with open(self.log_file, "ab") as out:
             offset = out.tell()
-            out.write(f"==== streamrank: starting {shlex.join(cmd)}\n".encode())
+            out.write(f"==== streamrank: starting Kafka {self.version}: {shlex.join(cmd)}\n"
+                      .encode())
             out.flush()
             # A new session: the broker survives the caller's exit and its Ctrl-C.
             self._proc = subprocess.Popen(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiokafka.admin import NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from state.tables import USER_TABLES, changelog_topic
 from streams.kafka.connection import KafkaClients
@@ -112,6 +113,9 @@ async def prepare(settings: Settings, clients: KafkaClients | None = None) -> Se
             names.catalog: {"cleanup.policy": "compact"},
             names.models: {"cleanup.policy": "compact"},
             settings.ticks_topic: {"retention.ms": str(TICKS_RETENTION_MS)},
+            # Deliberately larger than the broker's ~1 MiB default: a bad record that the
+            # input topics accepted is kept whole where it fits (streams/kafka/deadletter.py).
+            names.deadletter: {"max.message.bytes": str(settings.deadletter_max_bytes)},
         }
         missing = [
             NewTopic(name, n, settings.replication_factor, topic_configs=configs.get(name, {}))
@@ -120,12 +124,38 @@ async def prepare(settings: Settings, clients: KafkaClients | None = None) -> Se
         if missing:
             await admin.create_topics(missing)
             log.info("created topics %s", ", ".join(t.name for t in missing))
+        deadletter_limit = await max_message_bytes(admin, names.deadletter)
     finally:
         await admin.close()
     if partitions != settings.partitions:
         log.info("input topics have %d partitions; using that, not %d", partitions,
                  settings.partitions)
-    return settings.model_copy(update={"partitions": partitions, "catalog_partitions": catalog})
+    update: dict[str, object] = {"partitions": partitions, "catalog_partitions": catalog}
+    if deadletter_limit is not None and deadletter_limit != settings.deadletter_max_bytes:
+        log.info("%s takes records up to %d bytes (max.message.bytes); deadletter records are "
+                 "cut to fit that, not %d", names.deadletter, deadletter_limit,
+                 settings.deadletter_max_bytes)
+        update["deadletter_max_bytes"] = deadletter_limit
+    return settings.model_copy(update=update)
+
+
+async def max_message_bytes(admin: Admin, topic: str) -> int | None:
+    """The topic's effective max.message.bytes (its own or the broker default); None when it
+    cannot be read (no DescribeConfigs permission): the setting is then trusted."""
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})])
+        for response in responses:
+            for resource in response.resources:
+                error_code, entries = resource[0], resource[4]
+                if error_code:
+                    continue
+                for entry in entries:
+                    if entry[0] == "max.message.bytes" and entry[1] is not None:
+                        return int(entry[1])
+    except Exception as exc:  # an ACL or an old broker: not worth refusing to start over
+        log.warning("could not read max.message.bytes of %s (%r)", topic, exc)
+    return None
 
 
 def prepare_sync(settings: Settings, clients: KafkaClients | None = None) -> Settings:

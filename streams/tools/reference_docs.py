@@ -17,7 +17,7 @@ from typing import Any, Literal, Union
 from pydantic import SecretStr
 from pydantic_core import PydanticUndefined
 
-from contracts import TopicNames
+from contracts import MAX_DEPTH, REASONS, TopicNames
 from contracts.schemas import json_schemas
 from state.tables import USER_TABLES
 from streams.settings import (
@@ -42,9 +42,10 @@ TOPICS: dict[str, tuple[str, str, str, str]] = {
                 "read with isolation.level=read_committed)"),
     "models": ('"current"', "ModelUpdate", "`streamrank train`, `model rollback`",
                "compacted, 1 partition; every worker follows it"),
-    "deadletter": ("original key", "the original bytes", "workers",
+    "deadletter": ("original key", "the original bytes (a prefix if too large)", "workers",
                    "headers `streamrank.deadletter.{reason,error,source.topic,"
-                   "source.partition,source.offset}`"),
+                   "source.partition,source.offset,original.size,original.sha256,truncated}`; "
+                   "see [Refused records](#refused-records)"),
 }
 
 
@@ -107,6 +108,7 @@ def events_markdown(topics: TopicNames | None = None) -> str:
               for table in USER_TABLES]
     lines += ["- `<app_id>-attribution-ticks`: per-partition clock ticks that close "
               "attribution windows", ""]
+    lines += _refused()
     schemas = json_schemas()
     nested: dict[str, dict[str, Any]] = {}
     for contract, schema in schemas.items():
@@ -116,6 +118,37 @@ def events_markdown(topics: TopicNames | None = None) -> str:
     for name, schema in sorted(nested.items()):
         lines += [f"### {name} (inside an event)", "", *_fields(schema), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _refused() -> list[str]:
+    """What a worker refuses and why (contracts.codec.REASONS), and how it keeps the record."""
+    lines = [
+        "## Refused records", "",
+        "A search, action or catalog record that a worker cannot use goes to the deadletter "
+        "topic, never silently dropped and never crashing the worker; "
+        "`streamrank_deadletters_total{reason}` counts them. The rules:", "",
+        "- **Keys**: searches and actions must be keyed by their `user_id`, catalog items by "
+        "their `item_id` (a catalog tombstone: a null value under the item_id key). A missing "
+        "or different key is refused, not re-keyed: the record already sits on the partition "
+        "its key chose, so using it there would split a user's state between workers.",
+        "- **Size**: a value above `STREAMRANK_MAX_PAYLOAD_BYTES` is refused before parsing.",
+        f"- **Shape**: UTF-8 JSON objects only; containers nested at most {MAX_DEPTH} levels "
+        "(fields the contract does not know are ignored, but their depth counts); NaN and "
+        "Infinity are not JSON; integers must fit 64 bits. A key repeated inside one object "
+        "keeps its last value (the JSON parser's rule).",
+        "- **Fields**: the limits in the tables below (ids: printable, no whitespace, at most "
+        "256 characters; titles not blank; numbers finite and within ±10^12; `ts` in "
+        "milliseconds, not after year 9999, at most `STREAMRANK_MAX_CLOCK_SKEW_S` ahead of the "
+        "worker's clock and not before `STREAMRANK_MIN_EVENT_TS_MS`).",
+        "- **Deadletter record**: the original key and value with the headers above. A value "
+        "larger than the deadletter topic takes (its max.message.bytes, "
+        "`STREAMRANK_DEADLETTER_MAX_BYTES` when the worker creates it) is kept as a prefix with "
+        "`truncated: true`, and `original.size` and `original.sha256` identify the original, "
+        "still at `source.topic/partition/offset`.", "",
+        "| reason | meaning |", "|---|---|",
+    ]
+    lines += [f"| `{reason}` | {meaning} |" for reason, meaning in REASONS.items()]
+    return [*lines, ""]
 
 
 def _default(field: Any) -> str:

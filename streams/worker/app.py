@@ -13,7 +13,7 @@ from typing import Any, cast
 import faust
 from faust.web import Request, Response, View
 
-from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, decode, encode
+from contracts import DecodeError, RankedResult
 from scoring.serving import ScorerSlot
 from state import CatalogStore, ImpressionStore, SequenceStore
 from state.kv import MemoryKV, RocksKV
@@ -23,8 +23,10 @@ from streams.kafka.deadletter import DeadLetters
 from streams.settings import Settings
 from streams.worker.action_gate import ActionGate, KafkaActionOffsets
 from streams.worker.attribution import Attribution
+from streams.worker.broker_watch import BrokerWatch
 from streams.worker.catalog_replica import CatalogReplica
 from streams.worker.channels import Topics
+from streams.worker.intake import Intake
 from streams.worker.metrics import (
     CONTENT_TYPE,
     Snapshot,
@@ -32,6 +34,7 @@ from streams.worker.metrics import (
     WorkerMetrics,
     inference_stages,
 )
+from streams.worker.output import ResultPublisher
 from streams.worker.sample_log import KafkaSampleLog, SampleLog
 from streams.worker.scoring_service import ScoringService
 from streams.worker.search import SearchHandler, now_ms
@@ -69,6 +72,11 @@ class StreamrankApp:
             broker_commit_interval=1.0,
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+            # Static membership: a restarted worker takes its partitions back at once.
+            consumer_group_instance_id=settings.group_instance_id,
+            # Deliberate, not Faust's 1,000,000 default: deadletter records up to
+            # deadletter_max_bytes must fit (streams/kafka/deadletter.py cuts larger ones).
+            producer_max_request_size=settings.producer_max_request_size,
         )
         self.metrics = WorkerMetrics(self._snapshot)
         self.sensor = TopicSensor(self.metrics)
@@ -140,9 +148,18 @@ class StreamrankApp:
         )
         self.scoring.batcher.on_batch = self.metrics.observe_batch
         self.deadletters = DeadLetters(
-            self.topics.deadletter, on_send=lambda r: self.metrics.deadletters.labels(r).inc()
+            self.topics.deadletter, on_send=lambda r: self.metrics.deadletters.labels(r).inc(),
+            max_record_bytes=min(settings.deadletter_max_bytes,
+                                 settings.producer_max_request_size),
         )
-        self.max_bytes = settings.max_payload_bytes
+        self.intake = Intake(settings)
+        self.results = ResultPublisher(
+            self.topics.recommendations,
+            on_retry=lambda: self.metrics.send_retries.labels("recommendations").inc(),
+        )
+        # /ready/ needs the cluster too; the watch also says an outage once, clearly.
+        self.broker_watch = BrokerWatch(self.kafka, every_s=settings.readiness_probe_s)
+        self.app.service(cast(Any, self.broker_watch))
 
         self.catalog_agent = self.app.agent(self.topics.catalog, name="catalog")(self._catalog)
         self.action_agent = self.app.agent(self.topics.action, name="actions")(self._actions)
@@ -162,17 +179,14 @@ class StreamrankApp:
         # Validation only: one worker per catalog partition sends bad records to the
         # deadletter once; every worker's CatalogReplica keeps the items themselves.
         async for event in stream.events():
-            key = _key(event)
-            if event.value is None and key:
-                yield key  # a Kafka tombstone on the compacted topic
-                continue
             try:
-                item = decode(event.value, Item, self.max_bytes)
+                item = self.intake.item(event.key, event.value)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
                 yield None
                 continue
-            yield item.item_id
+            # None: a Kafka tombstone on the compacted topic, under its item_id
+            yield _key(event) if item is None else item.item_id
 
     @staticmethod
     def _catalog_stores(
@@ -188,7 +202,7 @@ class StreamrankApp:
         async for event in stream.events():
             message = event.message
             try:
-                action = decode(event.value, ActionEvent, self.max_bytes)
+                action = self.intake.action(event)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
                 applied = None
@@ -206,7 +220,7 @@ class StreamrankApp:
             received = now_ms()
             started = time.perf_counter()
             try:
-                search = decode(event.value, SearchEvent, self.max_bytes)
+                search = self.intake.search(event)
             except DecodeError as exc:
                 await self.deadletters.send(event, exc)
                 yield None
@@ -219,7 +233,7 @@ class StreamrankApp:
             self.attribution.on_search(search, result, answer.history, event.message.partition)
             state_s = answer.state_s + time.perf_counter() - kept
             sending = time.perf_counter()
-            await self.topics.recommendations.send(key=search.user_id, value=encode(result))
+            await self.results.publish(result)  # acknowledged before the next search
             done = time.perf_counter()
             if answer.outcome.degraded:
                 self.metrics.degraded.labels(answer.outcome.reason or "unknown").inc()
@@ -267,6 +281,7 @@ class StreamrankApp:
             and not app.rebalancing
             and not app.in_recovery
             and cast(Any, app.tables).recovery.completed.is_set()
+            and self.broker_watch.reachable  # the cluster answers: it can consume and produce
         )
 
     def _snapshot(self) -> Snapshot:
@@ -296,6 +311,7 @@ class StreamrankApp:
             ready=self.ready(),
             model_swaps=self.slot.swaps,
             model_refusals=self.slot.refused,
+            kafka_reachable=self.broker_watch.reachable,
         )
 
     def _add_views(self) -> None:
@@ -323,8 +339,17 @@ class StreamrankApp:
                         "deadletters": dict(outer.deadletters.counts),
                         "catalog_items": len(outer.catalog),
                         "attribution": dict(outer.attribution.counts),
+                        "deadletters_truncated": outer.deadletters.truncated,
+                        "kafka": outer.broker_watch.status(),
                     }
                 )
+
+        @self.app.page("/live/")
+        class Live(View):
+            # Liveness: the process and its event loop answer. Never tied to Kafka or the
+            # model: restarting a worker cannot bring a broker back (use /ready/ for traffic).
+            async def get(self, request: Request) -> Response:
+                return self.json({"live": True})
 
         @self.app.page("/ready/")
         class Ready(View):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import mode
 from aiokafka import TopicPartition
 
-from contracts import DecodeError, Item, decode
+from contracts import DecodeError, Item, check_key, decode
 from state import CatalogStore
 from streams.kafka.connection import KafkaClients
 from streams.kafka.topology import partition_counts
@@ -68,6 +68,7 @@ class CatalogReplica(mode.Service):
         else:
             try:
                 item = decode(value, Item, self.max_bytes)
+                check_key(item, key)  # the catalog agent deadletters what this skips
             except DecodeError:
                 self.skipped += 1
             else:

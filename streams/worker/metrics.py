@@ -41,6 +41,7 @@ class Snapshot:
     ready: bool = False
     model_swaps: int = 0
     model_refusals: int = 0
+    kafka_reachable: bool = False
 
 
 class WorkerMetrics:
@@ -58,6 +59,12 @@ class WorkerMetrics:
                                    ["topic"], registry=r)
         self.deadletters = Counter("streamrank_deadletters", "records dead-lettered, by reason",
                                    ["reason"], registry=r)
+        self.send_retries = Counter("streamrank_send_retries",
+                                    "sends retried after a failure (broker away), by topic",
+                                    ["topic"], registry=r)
+        self.kafka_reachable = Gauge("streamrank_kafka_reachable",
+                                     "1 while the cluster answers the worker's probe",
+                                     registry=r)
         self.degraded = Counter("streamrank_degraded_answers",
                                 "searches answered in original order, by reason",
                                 ["reason"], registry=r)
@@ -116,6 +123,7 @@ class WorkerMetrics:
         for (topic, partition), lag in snap.lag.items():
             self.consumer_lag.labels(topic, str(partition)).set(lag)
         self.ready.set(1 if snap.ready else 0)
+        self.kafka_reachable.set(1 if snap.kafka_reachable else 0)
 
     def render(self) -> bytes:
         self.refresh()

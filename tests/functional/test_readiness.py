@@ -1,9 +1,11 @@
 """StreamrankApp.ready(): every condition of readiness must hold (partitions, recovery, the
-catalog replica caught up, the batcher running); any one missing is 503."""
+catalog replica caught up, the batcher running, the cluster answering); any one missing is
+503."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +16,7 @@ from tests.functional.conftest import Outbox
 
 
 def _set_state(sr: StreamrankApp, *, assigned: bool, rebalancing: bool, in_recovery: bool,
-               recovered: bool, catalog: bool) -> None:
+               recovered: bool, catalog: bool, kafka: bool) -> None:
     sr.app.consumer = SimpleNamespace(  # type: ignore[assignment]
         assignment=lambda: {("t", 0)} if assigned else set())
     sr.app.rebalancing = rebalancing
@@ -23,6 +25,8 @@ def _set_state(sr: StreamrankApp, *, assigned: bool, rebalancing: bool, in_recov
     if recovered:
         done.set()
     sr.app.tables.recovery.completed = done  # type: ignore[attr-defined]
+    # The broker watch's last answered probe: now, or never.
+    sr.broker_watch.last_ok = time.monotonic() if kafka else None
     if catalog:
         sr.catalog_replica.caught_up.set()
     else:
@@ -30,13 +34,13 @@ def _set_state(sr: StreamrankApp, *, assigned: bool, rebalancing: bool, in_recov
 
 
 @pytest.mark.parametrize("missing", ["assigned", "rebalancing", "in_recovery", "recovered",
-                                     "catalog", "batcher"])
+                                     "catalog", "batcher", "kafka"])
 async def test_not_ready_while_any_condition_is_missing(
     worker: tuple[StreamrankApp, Outbox], missing: str
 ) -> None:
     sr, _ = worker
     state: dict[str, Any] = {"assigned": True, "rebalancing": False, "in_recovery": False,
-                             "recovered": True, "catalog": True}
+                             "recovered": True, "catalog": True, "kafka": True}
     _set_state(sr, **state)
     assert sr.ready()
     if missing == "batcher":

@@ -1,4 +1,4 @@
-"""A real Kafka 3.9.1 broker started by LocalBroker: produce, consume, restart, stop."""
+"""A real Kafka broker (the default 4.x release) from LocalBroker: start, produce, consume, stop."""
 
 from __future__ import annotations
 

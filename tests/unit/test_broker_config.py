@@ -16,16 +16,22 @@ import pytest
 
 from streams.kafka import broker_config as broker_mod
 from streams.kafka.broker_config import (
+    KAFKA_VERSION,
+    LEGACY_KAFKA_VERSION,
     BrokerError,
     broker_command,
+    core_jar,
     default_data_dir,
     default_jars_dir,
     free_port,
     generate_cluster_id,
     port_is_free,
+    render_log4j2_properties,
     render_log4j_properties,
     render_server_properties,
+    uses_log4j2,
 )
+from streams.kafka.broker_setup import maven_command
 from streams.kafka.local_broker import LocalBroker
 
 
@@ -92,6 +98,41 @@ def test_log4j_properties_info_to_stdout() -> None:
     assert "org.apache.log4j.ConsoleAppender" in text
 
 
+def test_log4j2_properties_for_kafka4() -> None:
+    text = render_log4j2_properties()
+    props = dict(line.split(" = ", 1) for line in text.splitlines())
+    assert props["rootLogger.level"] == "INFO"
+    assert props["appender.stdout.type"] == "Console"
+    quiet = {props[k]: props[k.replace(".name", ".level")] for k in props if k.endswith(".name")
+             and k.startswith("logger.")}
+    assert quiet["kafka.request.logger"] == "WARN"
+
+
+def test_default_is_kafka4_and_39_stays_supported() -> None:
+    assert int(KAFKA_VERSION.split(".")[0]) >= 4 and uses_log4j2(KAFKA_VERSION)
+    assert LEGACY_KAFKA_VERSION.startswith("3.9") and not uses_log4j2(LEGACY_KAFKA_VERSION)
+    # The pom's default must be the code's default: `mvn` without -D resolves the same release.
+    pom = (Path(broker_mod.__file__).parent / "pom.xml").read_text()
+    assert f"<kafka.version>{KAFKA_VERSION}</kafka.version>" in pom
+
+
+@pytest.mark.parametrize(("version", "logging"), [("4.1.1", "log4j2"), ("3.9.1", "reload4j")])
+def test_maven_fetches_the_logging_backend_of_the_version(
+    tmp_path: Path, version: str, logging: str
+) -> None:
+    cmd = maven_command("mvn", tmp_path, version)
+    assert f"-Dkafka.version={version}" in cmd and f"-Dkafka.logging={logging}" in cmd
+    assert f"<value>{logging}</value>" in (Path(broker_mod.__file__).parent / "pom.xml").read_text()
+
+
+def test_broker_command_kafka4_reads_log4j2(tmp_path: Path) -> None:
+    cmd = broker_command(jars_dir=tmp_path / "libs", props_file=tmp_path / "server.properties",
+                         log4j_file=tmp_path / "log4j2.properties", heap="-Xmx128m",
+                         log_dir=tmp_path, version="4.1.1")
+    assert f"-Dlog4j2.configurationFile={tmp_path / 'log4j2.properties'}" in cmd
+    assert not any(part.startswith("-Dlog4j.configuration=") for part in cmd)
+
+
 def test_broker_command(tmp_path: Path) -> None:
     cmd = broker_command(
         jars_dir=tmp_path / "libs",
@@ -99,6 +140,7 @@ def test_broker_command(tmp_path: Path) -> None:
         log4j_file=tmp_path / "log4j.properties",
         heap="-Xms64m -Xmx128m",
         log_dir=tmp_path,
+        version="3.9.1",
     )
     assert cmd[0] == "java"
     assert cmd[1:3] == ["-Xms64m", "-Xmx128m"]
@@ -110,13 +152,14 @@ def test_broker_command(tmp_path: Path) -> None:
 def test_default_dirs_honor_xdg() -> None:
     env = {"HOME": "/home/u", "XDG_STATE_HOME": "/state", "XDG_CACHE_HOME": "/cache"}
     assert default_data_dir(9092, env) == Path("/state/streamrank/kafka-9092")
-    assert default_jars_dir(env) == Path("/cache/streamrank/kafka-3.9.1/libs")
+    assert default_jars_dir(env) == Path(f"/cache/streamrank/kafka-{KAFKA_VERSION}/libs")
+    assert default_jars_dir(env, "3.9.1") == Path("/cache/streamrank/kafka-3.9.1/libs")
 
 
 def test_default_dirs_fallback_and_relative_xdg_ignored() -> None:
     env = {"HOME": "/home/u", "XDG_STATE_HOME": "relative/state"}
     assert default_data_dir(19092, env) == Path("/home/u/.local/state/streamrank/kafka-19092")
-    assert default_jars_dir(env) == Path("/home/u/.cache/streamrank/kafka-3.9.1/libs")
+    assert default_jars_dir(env) == Path(f"/home/u/.cache/streamrank/kafka-{KAFKA_VERSION}/libs")
 
 
 def test_cluster_id_is_kafka_uuid() -> None:
@@ -142,7 +185,11 @@ def test_instance_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     b = LocalBroker(19092)
     assert b.data_dir == tmp_path / "state" / "streamrank" / "kafka-19092"
-    assert b.jars_dir == tmp_path / "cache" / "streamrank" / "kafka-3.9.1" / "libs"
+    assert b.jars_dir == tmp_path / "cache" / "streamrank" / f"kafka-{KAFKA_VERSION}" / "libs"
+    assert b.log4j_file.name == "log4j2.properties"
+    old = LocalBroker(19092, version="3.9.1")
+    assert old.jars_dir == tmp_path / "cache" / "streamrank" / "kafka-3.9.1" / "libs"
+    assert old.log4j_file.name == "log4j.properties"
     assert b.bootstrap_servers == "127.0.0.1:19092"
     assert b.heap == "-Xms256m -Xmx512m"
 
@@ -179,7 +226,7 @@ def test_ensure_jars_cached_needs_no_maven(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setattr(shutil, "which", lambda name: None)
     jars = tmp_path / "jars"
     jars.mkdir()
-    (jars / broker_mod.CORE_JAR).write_bytes(b"")
+    (jars / core_jar()).write_bytes(b"")
     assert LocalBroker(free_port(), jars_dir=jars, data_dir=tmp_path / "d").ensure_jars() == jars
 
 
