@@ -22,9 +22,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 from scoring.agreement import Agreement
+
+if TYPE_CHECKING:  # runtime imports would be circular; the fields are plain annotations
+    from scoring.behaviour import BehaviourInputs
+    from scoring.behaviour_spec import BehaviourSpec
+    from scoring.explanation import Explanation
 
 MANIFEST_FILE = "manifest.json"
 # Files of a version folder, named once (docs/models.md lists what each kind holds).
@@ -46,6 +54,11 @@ class ScoreRequest:
     history: Sequence[str]
     # (item_id, item text); text is "" when the catalog does not know the item.
     candidates: Sequence[tuple[str, str]]
+    # What the behaviour features are built from (scoring/behaviour.py), candidates in the
+    # same order; only the hybrid scorer reads it, with its own version's spec and neighbours.
+    behaviour: BehaviourInputs | None = field(default=None, compare=False)
+    # Ask for an Explanation of each score (the hybrid scorer; others ignore it).
+    explain: bool = False
 
 
 # (item_id, item text) of a catalog item.
@@ -60,6 +73,14 @@ class ScoreResult:
     scores: list[list[float]]
     # Seconds per stage of this call (e.g. tokenize, encode, head, inference, similarity).
     timings: Mapping[str, float] = field(default_factory=dict)
+    # Per request, the behaviour feature matrix [C, F] the scores were computed from (None
+    # where none was built): the worker logs it with the impression. Empty for text scorers.
+    features: Sequence[npt.NDArray[np.float32] | None] = ()
+    # The spec of those matrices (the serving version's), None when no features were built.
+    behaviour_spec: BehaviourSpec | None = None
+    # Per request, an Explanation when the request asked for one (else None). Empty for
+    # scorers that cannot explain.
+    explanations: Sequence[Explanation | None] = ()
 
 
 class VariantBasis(StrEnum):

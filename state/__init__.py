@@ -7,6 +7,8 @@ and a Faust table (the worker, where the table's changelog makes it survive a cr
 from state.catalog import CatalogStore
 from state.due import Due, DueWheel
 from state.impressions import Closing, Impression, ImpressionStore, UserIndex, sample_id
+from state.interactions import InteractionStore, UserColumns
+from state.item_stats import ItemStatsLayout, ItemStatsReading
 from state.kv import KeyValue, MemoryKV, RocksKV
 from state.sequence import SequenceEntry, SequenceStore, UserSequence
 
@@ -17,11 +19,15 @@ __all__ = [
     "DueWheel",
     "Impression",
     "ImpressionStore",
+    "InteractionStore",
+    "ItemStatsLayout",
+    "ItemStatsReading",
     "KeyValue",
     "MemoryKV",
     "RocksKV",
     "SequenceEntry",
     "SequenceStore",
+    "UserColumns",
     "UserIndex",
     "UserSequence",
     "sample_id",
