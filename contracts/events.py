@@ -108,6 +108,10 @@ class SearchEvent(Contract):
         min_length=1, max_length=MAX_CANDIDATES,
         description="an item_id listed twice is ranked once (where it first appears)",
     )
+    explain: bool = Field(
+        default=False,
+        description="true: each returned item carries an `explanation` (what moved its score)",
+    )
 
 
 class ActionEvent(Contract):
@@ -149,12 +153,40 @@ class Item(Contract):
         return " | ".join(parts)
 
 
+class HistoryWeight(BaseModel):
+    """One entry of the user's history (as the model read it) and how much it weighed."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    text: ShortText = Field(description="the history text: an item title or an earlier query")
+    position: int = Field(ge=0, description="0 = the newest entry of the history")
+    weight: float = Field(description="its share of the score (or its attention weight)")
+
+
+class Explanation(BaseModel):
+    """Why an item scored what it did, from what the model itself outputs."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    parts: dict[str, float] = Field(
+        default_factory=dict,
+        description="score parts or feature contributions by name, largest magnitude first "
+        "(the zero-shot model: `query` + `history` = the score exactly)",
+    )
+    history: list[HistoryWeight] = Field(
+        default_factory=list, description="the history entries that weighed most, most first"
+    )
+
+
 class RankedItem(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
     item_id: Id
     score: float
     rank: int = Field(ge=1, description="1 = best")
+    explanation: Explanation | None = Field(
+        default=None, description="present when the search asked `explain: true`"
+    )
 
 
 class RankedResult(Contract):
@@ -166,6 +198,13 @@ class RankedResult(Contract):
     model_version: str
     degraded: bool = Field(
         default=False, description="true when the list is the original order, not a ranking"
+    )
+    degraded_reason: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="why a degraded list is unranked: `stale` (read past its age limit), "
+        "`queue_full` (no room to score it by its deadline), `timeout` (not scored by its "
+        "deadline), `error`, `stopped`; a client's own fallback: `client_timeout`, "
+        "`publish_failed`, `no_worker`",
     )
     received_ts: EpochMs = Field(description="when the worker read the search")
     published_ts: EpochMs = Field(description="when the worker published this result")

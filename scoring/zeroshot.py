@@ -8,6 +8,12 @@ Item embeddings are cached under (item_id, text): a catalog text change yields a
 search never re-encodes an item it has seen. Query and history texts have their own cache,
 since a user's history repeats across their searches. All misses of one `score` call go to
 the encoder in a single `encode` call; `warm_items` fills the item cache ahead of searches.
+
+Explanations (a request with `explain`): the score splits exactly into a query part,
+(1 - w) * cos(query, c), and a history part, w * cos(history, c); the history part splits
+further over the history entries, entry i weighing w * decay**i * cos(h_i, c) / |mean|, the
+shares of the history part. As a scoring.explanation.Explanation: features "query" and
+"history", `deep` = what places an unknown item (0 for a known one), attention = those shares.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import numpy as np
 import numpy.typing as npt
 
 from scoring.base import ItemText, ScoreRequest, ScoreResult, VariantBasis, VariantDecision
+from scoring.explanation import Explanation
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "zeroshot-minilm"
+PARTS = ("query", "history")  # the score's two exact parts (Explanation names)
 # Unknown items rank below every known one, spaced so their original order survives any sort.
 UNKNOWN_STEP = 1e-4
 
@@ -207,9 +215,12 @@ class ZeroShotScorer:
         with self._lock:
             items, texts = self._embeddings(requests, timings)
             started = time.perf_counter()
-            scores = [self._score_one(req, items, texts) for req in requests]
+            scored = [self._score_one(req, items, texts) for req in requests]
             timings["similarity"] = time.perf_counter() - started
-        return ScoreResult(scores, timings)
+        scores = [row for row, _ in scored]
+        explained = [why for _, why in scored]
+        return ScoreResult(scores, timings,
+                           explanations=explained if any(explained) else ())
 
     def warm_items(self, items: Sequence[ItemText]) -> int:
         """Encode the (item_id, text) pairs not cached yet, a chunk per lock so searches are
@@ -251,17 +262,27 @@ class ZeroShotScorer:
         req: ScoreRequest,
         items: dict[tuple[str, str], Vector],
         texts: dict[str, Vector],
-    ) -> list[float]:
+    ) -> tuple[list[float], Explanation | None]:
         n = len(req.candidates)
         scores = np.zeros(n, dtype=np.float64)
+        parts = np.zeros((n, len(PARTS)), dtype=np.float64)
+        history = self._history(req)
+        shares = np.zeros((n, len(history)), dtype=np.float64)
         known = [j for j, (_, text) in enumerate(req.candidates) if text]
         if known:
             cand = np.stack([items[req.candidates[j]] for j in known]).astype(np.float64)
             sims = cand @ texts[req.query].astype(np.float64)
-            user = self._user_vector([texts[t] for t in self._history(req)])
+            vectors = [texts[t] for t in history]
+            user = self._user_vector(vectors)
             if user is not None and self.history_weight > 0.0:
                 w = self.history_weight
-                sims = (1.0 - w) * sims + w * (cand @ user)
+                query_part, history_part = (1.0 - w) * sims, w * (cand @ user)
+                sims = query_part + history_part  # the score is exactly its two parts
+                parts[known] = np.stack([query_part, history_part], axis=1)
+                if req.explain:
+                    shares[known] = w * self._entry_weights(cand, vectors)
+            else:
+                parts[known, 0] = sims
             # A broken embedding must not poison the ranking with NaN.
             scores[known] = np.nan_to_num(sims, nan=-1.0, posinf=1.0, neginf=-1.0)
         floor = float(scores[known].min()) if known else 0.0
@@ -269,15 +290,36 @@ class ZeroShotScorer:
         for rank, j in enumerate(unknown, start=1):
             scores[j] = floor - UNKNOWN_STEP * rank
         result: list[float] = scores.tolist()
-        return result
+        if not req.explain:
+            return result, None
+        parts = np.nan_to_num(parts)
+        why = Explanation(
+            names=PARTS, contributions=parts.astype(np.float32),
+            # What the parts leave out: where an unknown item (or a repaired NaN) was placed.
+            deep=(scores - parts.sum(axis=1)).astype(np.float32), bias=0.0,
+            attention=np.nan_to_num(shares).astype(np.float32), history=list(history),
+        )
+        return result, why
+
+    def _decay(self, n: int) -> npt.NDArray[np.float64]:
+        return self.history_decay ** np.arange(n, dtype=np.float64)
 
     def _user_vector(self, history: list[Vector]) -> npt.NDArray[np.float64] | None:
         if not history:
             return None
-        weights = self.history_decay ** np.arange(len(history), dtype=np.float64)
-        mean = weights @ np.stack(history).astype(np.float64)
+        mean = self._decay(len(history)) @ np.stack(history).astype(np.float64)
         norm = float(np.linalg.norm(mean))
         if not math.isfinite(norm) or norm < 1e-12:
             return None
         result: npt.NDArray[np.float64] = mean / norm
+        return result
+
+    def _entry_weights(
+        self, cand: npt.NDArray[np.float64], history: list[Vector]
+    ) -> npt.NDArray[np.float64]:
+        """[candidates, entries]: each entry's term of cos(history, c); a row sums to it."""
+        stacked = np.stack(history).astype(np.float64)
+        decay = self._decay(len(history))
+        norm = float(np.linalg.norm(decay @ stacked))
+        result: npt.NDArray[np.float64] = (cand @ stacked.T) * (decay / norm)
         return result

@@ -143,9 +143,10 @@ class Settings(BaseSettings):
     )
     search_max_age_ms: float = Field(
         default=10_000.0, ge=0,
-        description="a search whose `ts` is older than this when the worker reads it is answered "
-        "at once, unscored, degraded `stale`: a worker that fell behind catches up in seconds. "
-        "So a search is answered by `ts` + this + the deadline at the latest. 0: no age limit",
+        description="a search that waited in Kafka longer than this (its record's timestamp to "
+        "the worker's read) is answered at once, unscored, degraded `stale`: a worker that fell "
+        "behind catches up in seconds. So a search is answered within this + the deadline of "
+        "being produced. 0: no age limit",
     )
     rank_deadline_ms: float = Field(
         default=250.0, gt=0,

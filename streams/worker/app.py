@@ -26,6 +26,7 @@ from streams.worker.attribution import Attribution
 from streams.worker.broker_watch import BrokerWatch
 from streams.worker.catalog_replica import CatalogReplica
 from streams.worker.channels import Topics
+from streams.worker.deadline import DeadlineAnswerer, DeadlinePolicy
 from streams.worker.intake import Intake
 from streams.worker.metrics import (
     CONTENT_TYPE,
@@ -146,6 +147,9 @@ class StreamrankApp:
             self.scoring.batcher, self.sequences, self.catalog,
             history_length=settings.history_length,
         )
+        # Deadlines, load shedding, one answer per request_id (streams/worker/deadline.py).
+        self.answering = DeadlineAnswerer(self.handler, self.scoring.batcher,
+                                          DeadlinePolicy.from_settings(settings))
         self.scoring.batcher.on_batch = self.metrics.observe_batch
         self.deadletters = DeadLetters(
             self.topics.deadletter, on_send=lambda r: self.metrics.deadletters.labels(r).inc(),
@@ -226,7 +230,10 @@ class StreamrankApp:
                 yield None
                 continue
             decoded = time.perf_counter()
-            answer = await self.handler.answer(search, received)
+            answer = await self.answering.answer(search, received, event.message.timestamp)
+            if answer is None:  # its request_id was answered already: the first result stands
+                yield None
+                continue
             result = answer.result
             kept = time.perf_counter()
             # Kept before it is published: an action citing it then always finds it.
