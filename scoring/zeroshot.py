@@ -296,7 +296,7 @@ class ZeroShotScorer:
         why = Explanation(
             names=PARTS, contributions=parts.astype(np.float32),
             # What the parts leave out: where an unknown item (or a repaired NaN) was placed.
-            deep=(scores - parts.sum(axis=1)).astype(np.float32), bias=0.0,
+            deep=(scores - parts.sum(axis=1)).astype(np.float32),
             attention=np.nan_to_num(shares).astype(np.float32), history=list(history),
         )
         return result, why

@@ -14,13 +14,16 @@ from contracts import Candidate, RankedItem, RankedResult, SearchEvent
 
 CLIENT_TIMEOUT = "client_timeout"  # no result by the deadline
 PUBLISH_FAILED = "publish_failed"  # the search could not be published
+NO_WORKER = "no_worker"  # HTTP: no worker accepted the search (refused or unreachable)
+REJECTED = "rejected"  # HTTP: a worker refused the search as invalid (400)
 
 
 class ClientFallback(RankedResult):
     """A RankedResult the client made up, not a worker: `reason` says why.
 
-    Still a valid RankedResult (encode/decode, every field as the contract says);
-    `isinstance(result, ClientFallback)` tells it apart from a worker's answer."""
+    Still a valid RankedResult (encode/decode, every field as the contract says; its
+    `degraded_reason` is `reason` too); `isinstance(result, ClientFallback)` tells it apart
+    from a worker's answer."""
 
     reason: str
 
@@ -44,8 +47,9 @@ def site_order(search: SearchEvent, reason: str, now_ms: int | None = None) -> C
     return ClientFallback(
         request_id=search.request_id, user_id=search.user_id,
         items=site_items(search.candidates), model_version="", degraded=True,
-        received_ts=now, published_ts=now, reason=reason,
+        degraded_reason=reason, received_ts=now, published_ts=now, reason=reason,
     )
 
 
-__all__ = ["CLIENT_TIMEOUT", "PUBLISH_FAILED", "ClientFallback", "site_items", "site_order"]
+__all__ = ["CLIENT_TIMEOUT", "NO_WORKER", "PUBLISH_FAILED", "REJECTED", "ClientFallback",
+           "site_items", "site_order"]

@@ -7,7 +7,10 @@
 
 `rank` publishes the search and awaits the worker's RankedResult for its request_id; past the
 deadline (measured from the call) it answers in the site's order itself, degraded, as a
-ClientFallback with the reason. For tools that publish bursts and measure: `send_search`
+ClientFallback with the reason. A request_id is published once: a second `rank` of one still
+awaited waits for the same result, and with `remember=N` one answered recently is answered
+from that first result (workers answer a request_id once). For tools that publish bursts and
+measure: `send_search`
 (registers the request_id, returns the delivery future without waiting), then `results`
 (all of them) or `replies` (each as it arrives), each a Reply with the send, acknowledgement
 and receipt times.
@@ -35,6 +38,7 @@ from pydantic import ValidationError
 from contracts import ActionEvent, Item, RankedResult, SearchEvent, TopicNames, encode
 from streams.client.fallback import CLIENT_TIMEOUT, PUBLISH_FAILED, site_order
 from streams.client.pending import Pending, Reply
+from streams.client.recent import RecentResults
 from streams.kafka.connection import KafkaClients
 from streams.kafka.topology import partitions_of
 
@@ -56,17 +60,21 @@ class RankingClient:
         listen: bool = True,
         keep_s: float = 300.0,
         max_waiting: int = 100_000,
+        remember: int = 0,
         producer_options: dict[str, Any] | None = None,
         fetch_max_wait_ms: int = 10,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         """`listen=False`: publish only (no consumer). `keep_s`/`max_waiting` bound the
-        searches waiting for a result (streams/client/pending.py)."""
+        searches waiting for a result (streams/client/pending.py); `remember`: recent results
+        kept to answer a repeated request_id (streams/client/recent.py)."""
         self.clients = clients
         self.topics = topics
         self.listen = listen
         self.clock = clock
         self.pending = Pending(keep_s=keep_s, limit=max_waiting, clock=clock)
+        self.recent = RecentResults(remember)
+        self._waiters: Counter[str] = Counter()  # rank() calls per request_id in flight
         self.fallbacks: Counter[str] = Counter()
         self._producer_options = {"acks": "all", "linger_ms": 0, **(producer_options or {})}
         self._fetch_max_wait_ms = fetch_max_wait_ms
@@ -164,13 +172,22 @@ class RankingClient:
         """The worker's RankedResult for `search`, or by `deadline_s` after the call the
         site's order (a degraded ClientFallback). `fallback=False`: TimeoutError instead."""
         self._must_listen()
-        future = self.pending.expect(search.request_id)
+        rid = search.request_id
+        first = self.recent.get(rid)
+        if first is not None:
+            return first  # answered before: its first result, not a second ranking
+        joined = rid in self.pending  # the same request in flight: wait for its result
+        future = self.pending.future(rid) if joined else self.pending.expect(rid)
+        self._waiters[rid] += 1
         try:
             async with asyncio.timeout(deadline_s):
-                delivery = await self._send(self.topics.search, search.user_id, encode(search))
-                await asyncio.shield(delivery)  # a cancelled send would not undo the record
-                self.pending.acked(search.request_id)
-                return (await future).result
+                if not joined:
+                    delivery = await self._send(self.topics.search, search.user_id,
+                                                encode(search))
+                    await asyncio.shield(delivery)  # a cancelled send would not undo it
+                    self.pending.acked(rid)
+                # Shielded: one caller's deadline must not cancel another's wait.
+                return (await asyncio.shield(future)).result
         except TimeoutError:
             if not fallback:
                 raise
@@ -184,7 +201,10 @@ class RankingClient:
             self.fallbacks[PUBLISH_FAILED] += 1
             return site_order(search, PUBLISH_FAILED)
         finally:
-            self.pending.forget(search.request_id)
+            self._waiters[rid] -= 1
+            if self._waiters[rid] <= 0:
+                del self._waiters[rid]
+                self.pending.forget(rid)
 
     def expect(self, request_ids: Iterable[str]) -> None:
         """Keep the results of searches published some other way (call before publishing)."""
@@ -320,6 +340,8 @@ class RankingClient:
         except orjson.JSONDecodeError:
             data = None
         request_id = data.get("request_id") if isinstance(data, dict) else None
+        if isinstance(request_id, str) and value:
+            self.recent.add(request_id, value)
         if not isinstance(request_id, str) or not self.pending.wants(request_id):
             self.pending.dropped += 1
             return

@@ -3,20 +3,20 @@
     with SyncRankingClient(KafkaClients(settings), settings.topics) as client:
         result = client.rank(search, deadline_s=0.05)
 
-One background thread runs an event loop with a RankingClient; each call hands it a
-coroutine and blocks until it is done. Thread-safe: calls from several threads share it.
+One background thread runs an event loop with a RankingClient (streams/client/loop_thread.py);
+each call hands it a coroutine and blocks until it is done. Thread-safe: calls from several
+threads share it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from aiokafka.structs import RecordMetadata
 
 from contracts import ActionEvent, Item, RankedResult, SearchEvent, TopicNames
+from streams.client.loop_thread import LoopThread
 from streams.client.ranking_client import RankingClient
 from streams.kafka.connection import KafkaClients
 
@@ -29,11 +29,8 @@ CONNECT_TIMEOUT_S = 60.0
 
 class SyncRankingClient:
     def __init__(self, clients: KafkaClients, topics: TopicNames, **options: Any) -> None:
-        """`options` are RankingClient's (listen, keep_s, producer_options, ...)."""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever,
-                                        name="streamrank-client", daemon=True)
-        self._thread.start()
+        """`options` are RankingClient's (listen, keep_s, remember, producer_options, ...)."""
+        self._loop = LoopThread("streamrank-client")
         self._client: RankingClient | None = None
         try:
             self._client = self._call(self._open(clients, topics, options), CONNECT_TIMEOUT_S)
@@ -83,17 +80,10 @@ class SyncRankingClient:
         self._shutdown()
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
-        if not self._thread.is_alive():
-            coro.close()
-            raise RuntimeError("SyncRankingClient is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+        return self._loop.call(coro, timeout_s)
 
     def _shutdown(self) -> None:
-        if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        if not self._loop.is_running():
-            self._loop.close()
+        self._loop.close()
 
 
 __all__ = ["SyncRankingClient"]

@@ -36,6 +36,7 @@ from streams.worker.metrics import (
     inference_stages,
 )
 from streams.worker.output import ResultPublisher
+from streams.worker.rank_api import install as install_rank_api
 from streams.worker.sample_log import KafkaSampleLog, SampleLog
 from streams.worker.scoring_service import ScoringService
 from streams.worker.search import SearchHandler, now_ms
@@ -175,6 +176,7 @@ class StreamrankApp:
             self._ticks
         )
         self._add_views()
+        self.rank_api = install_rank_api(self)  # POST /rank, GET /scoring/
 
     # Each agent yields once per event (its outcome, None for a deadletter): Faust's
     # test_context waits on those yields, and a sink can observe them.

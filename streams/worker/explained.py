@@ -3,8 +3,8 @@
 The scorer returns one scoring.explanation.Explanation per search (arrays over its candidates,
 in the order they were scored); the published result lists items best first. Each item gets
 the parts of its score with the largest magnitude (features, or the zero-shot model's
-query and history parts; the rest of the score as `deep`, and `bias` when there is one), and
-the history entries that weighed most for it.
+query and history parts; the rest of the score as `deep`), and the history entries that
+weighed most for it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ def item_explanation(why: ModelExplanation, candidate: int) -> Explanation:
     deep = float(why.deep[candidate])
     if abs(deep) > MIN_PART:
         parts["deep"] = deep
-    if abs(why.bias) > MIN_PART:
-        parts["bias"] = float(why.bias)
     ordered = sorted(parts.items(), key=lambda kv: -abs(kv[1]))
     history: list[HistoryWeight] = []
     if why.attention.size and candidate < why.attention.shape[0]:

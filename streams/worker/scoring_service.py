@@ -2,12 +2,16 @@
 
 - The micro-batcher starts and stops with the worker.
 - Items that arrive on the catalog are embedded in the background (when the scorer
-  `caches_items`), so a search does not pay for its candidates' encoding.
+  `caches_items`), so a search does not pay for its candidates' encoding. The warm-up never
+  starves serving: it runs in the scorer's own thread through the micro-batcher's `idle`, only
+  while no search waits, in slices sized from the measured time per item to last about
+  `warm_slice_ms` (the most a search arriving meanwhile waits behind it). Candidates not warm
+  yet are encoded inside their search's own batch, as before.
 - Every worker follows the compacted models topic with its own group-less consumer (a group
   would hand each update to one worker only): the last ModelUpdate on it is loaded, validated,
   warmed with the catalog and swapped in; a bad one is refused and the old model keeps serving.
-  Loading, the catalog walk and the warm-up all run in the swap's thread, never on the event
-  loop, and the walk is consumed in chunks of WARM_CHUNK items.
+  Loading and the catalog walk run in the swap's thread, never on the event loop; the walk
+  is consumed in chunks of WARM_CHUNK items, each encoded in the same yielding slices.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,21 +39,47 @@ log = logging.getLogger(__name__)
 
 WARM_INTERVAL_S = 0.5
 WARM_CHUNK = 256
+FIRST_SLICE = 2  # items in the first slice, before the time per item is known
+SLICE_WEIGHT = 0.3  # weight of the newest slice in the time-per-item estimate (EWMA)
 
 # (item_id, model text) of every catalog item; called in a worker thread, consumed lazily.
 CatalogWalk = Callable[[], Iterable[ItemText]]
 
 
-def warm_catalog(scorer: Scorer, items: Iterable[ItemText], chunk: int = WARM_CHUNK) -> int:
+def warm_catalog(
+    scorer: Scorer, items: Iterable[ItemText], chunk: int = WARM_CHUNK,
+    run: Callable[[list[ItemText]], int] | None = None,
+) -> int:
     """Warm `scorer` with `items` read `chunk` at a time; returns how many were encoded.
-    Blocking: call it off the event loop."""
+    `run` warms one chunk (default: scorer.warm_items). Blocking: call it off the event loop."""
     if not scorer.caches_items:
         return 0
     done = 0
     walk = iter(items)
     while part := list(itertools.islice(walk, chunk)):
-        done += scorer.warm_items(part)
+        done += run(part) if run is not None else scorer.warm_items(part)
     return done
+
+
+class Slicer:
+    """How many items one warm-up slice takes: about `slice_s` at the measured time per item."""
+
+    def __init__(self, slice_s: float, most: int = WARM_CHUNK) -> None:
+        self.slice_s = slice_s
+        self.most = most
+        self.item_s: float | None = None
+
+    def size(self) -> int:
+        if self.item_s is None:
+            return FIRST_SLICE
+        return max(1, min(self.most, int(self.slice_s / max(self.item_s, 1e-6))))
+
+    def observe(self, encoded: int, seconds: float) -> None:
+        if encoded <= 0:
+            return  # all cached already: says nothing about the cost of encoding
+        per_item = seconds / encoded
+        self.item_s = per_item if self.item_s is None else (
+            SLICE_WEIGHT * per_item + (1 - SLICE_WEIGHT) * self.item_s)
 
 
 class ScoringService(mode.Service):
@@ -72,6 +103,8 @@ class ScoringService(mode.Service):
             timeout_ms=settings.score_timeout_ms,
         )
         self._pending: dict[str, str] = {}
+        self.slicer = Slicer(settings.warm_slice_ms / 1000.0)
+        self.warm: dict[str, float] = {"items": 0, "slices": 0, "seconds": 0.0}
         self.model_updates = 0
         self.bad_model_updates = 0
 
@@ -88,18 +121,58 @@ class ScoringService(mode.Service):
     def item_changed(self, item_id: str, text: str) -> None:
         self._pending[item_id] = text
 
+    @property
+    def pending(self) -> int:
+        """Catalog items waiting to be warmed."""
+        return len(self._pending)
+
     async def warm_pending(self) -> int:
-        """Embed the items that changed since the last call (in chunks, off the loop)."""
+        """Embed the items that changed since the last call (yielding slices, off the loop)."""
         scorer = self.slot.current
         if not scorer.caches_items or not self._pending:
             self._pending.clear()
             return 0
-        items = list(self._pending.items())
-        self._pending.clear()
         done = 0
-        for start in range(0, len(items), WARM_CHUNK):
-            done += await asyncio.to_thread(scorer.warm_items, items[start : start + WARM_CHUNK])
+        while self._pending:
+            part = list(itertools.islice(self._pending.items(), self.slicer.size()))
+            for item_id, _ in part:
+                del self._pending[item_id]
+            done += await self.warm_slice(scorer, part)
         return done
+
+    async def warm_items(self, scorer: Scorer, items: list[ItemText]) -> int:
+        """Warm `scorer` with `items` in slices that yield to searches."""
+        done, start = 0, 0
+        while start < len(items):
+            part = items[start : start + self.slicer.size()]
+            start += len(part)
+            done += await self.warm_slice(scorer, part)
+        return done
+
+    async def warm_slice(self, scorer: Scorer, part: list[ItemText]) -> int:
+        """One slice in the scorer's thread once no search waits (a thread of its own when
+        the batcher is not running: nothing to yield to then)."""
+
+        def work() -> tuple[int, float]:
+            started = time.perf_counter()
+            encoded = scorer.warm_items(part)
+            return encoded, time.perf_counter() - started
+
+        if self.batcher.running:
+            encoded, seconds = await self.batcher.idle(work)
+        else:
+            encoded, seconds = await asyncio.to_thread(work)
+        self.slicer.observe(encoded, seconds)
+        self.warm["items"] += encoded
+        self.warm["slices"] += 1
+        self.warm["seconds"] += seconds
+        return encoded
+
+    def status(self) -> dict[str, float]:
+        """Warm-up progress, for /scoring/ (streams/worker/rank_api.py)."""
+        per_item = self.slicer.item_s
+        return {**self.warm, "pending": self.pending, "slice_items": self.slicer.size(),
+                "ms_per_item": round(per_item * 1000, 3) if per_item else 0.0}
 
     @mode.Service.task
     async def _warm_loop(self) -> None:
@@ -114,7 +187,12 @@ class ScoringService(mode.Service):
 
     def loader(self, manifest_sha256: str | None = None) -> Callable[[Path | str], Scorer]:
         """Load + validate + warm with the whole catalog: the new model serves warm. The
-        returned callable blocks (ScorerSlot.swap_to runs it in a thread)."""
+        returned callable blocks (ScorerSlot.swap_to runs it in a thread); the warm-up itself
+        runs in yielding slices on the serving scorer's thread, so serving goes on at speed."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
 
         def load(ref: Path | str) -> Scorer:
             scorer = self.registry.load(
@@ -122,7 +200,14 @@ class ScoringService(mode.Service):
                 manifest_sha256=manifest_sha256,
             )
             if scorer.caches_items:
-                warmed = warm_catalog(scorer, self.catalog_texts())
+
+                def run(part: list[ItemText]) -> int:
+                    if loop is None:
+                        return scorer.warm_items(part)
+                    return asyncio.run_coroutine_threadsafe(
+                        self.warm_items(scorer, part), loop).result()
+
+                warmed = warm_catalog(scorer, self.catalog_texts(), run=run)
                 log.info("%s warmed with %d catalog items", scorer.version, warmed)
             return scorer
 
