@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+\nfrom streams.kafka.broker_config import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose")
@@ -42,7 +43,8 @@ def resolved(*extra: str) -> dict[str, Any]:
 def test_compose_file_validates_with_every_service() -> None:
     services = resolved("--profile", "trainer")["services"]
     assert set(services) == {"kafka", "topics", "worker", "trainer", "prometheus"}
-    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    # The same Kafka release as the local broker and the tests.
+    assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     env = services["kafka"]["environment"]
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     # Scalable: no fixed name, no published host port that two replicas would fight over.
