@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-\nfrom streams.kafka.broker_config import KAFKA_VERSION
+
+from streams.kafka.broker_config import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = shutil.which("docker-compose")
