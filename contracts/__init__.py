@@ -23,8 +23,8 @@ from contracts.events import (
     RankedItem,
     RankedResult,
     SearchEvent,
-    TrainingSample,
 )
+from contracts.samples import ShownItem, TrainingSample
 from contracts.topics import TopicNames
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "RankedItem",
     "RankedResult",
     "SearchEvent",
+    "ShownItem",
     "TopicNames",
     "TrainingSample",
     "check_key",

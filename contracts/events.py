@@ -226,27 +226,10 @@ class ModelUpdate(Contract):
 LABELS: dict[str, float] = {"skipped": 0.0, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
 
 
-class TrainingSample(Contract):
-    """One shown candidate of one published ranking, labelled by what the user then did.
-    Key: user_id. Exactly one per (request_id, item_id), after the attribution window."""
-
-    sample_id: Id = Field(description="request_id and item_id joined: the dedup key")
-    request_id: Id
-    user_id: Id
-    ts: EpochMs = Field(description="when the search was received")
-    query: ShortText
-    history: list[ShortText] = Field(
-        default_factory=list, description="the user's recent texts at search time, newest first"
-    )
-    item_id: Id
-    item_text: ShortText = Field(default="", description="the text the model read for the item")
-    label: float = Field(ge=0, description="0 skipped, 1 click, 2 add_to_cart, 3 purchase")
-    action: Literal["skipped", "click", "add_to_cart", "purchase"] = "skipped"
-    position: int = Field(ge=0, description="0-based rank it was shown at")
-    shown_score: float
-    model_version: str
-    candidates: int = Field(ge=1, description="how many items the ranking showed")
-
+# Defined in their own modules (contracts/item_stats.py, contracts/samples.py), which build
+# on the types above.
+from contracts.item_stats import ItemStatsRecord  # noqa: E402
+from contracts.samples import TrainingSample  # noqa: E402
 
 CONTRACTS: dict[str, type[Contract]] = {
     "SearchEvent": SearchEvent,
@@ -255,4 +238,5 @@ CONTRACTS: dict[str, type[Contract]] = {
     "RankedResult": RankedResult,
     "ModelUpdate": ModelUpdate,
     "TrainingSample": TrainingSample,
+    "ItemStatsRecord": ItemStatsRecord,
 }

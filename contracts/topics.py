@@ -37,10 +37,21 @@ class TopicNames:
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
 
+    @property
+    def item_actions(self) -> str:
+        """Internal: actions re-keyed by item_id (a repartition, short retention)."""
+        return f"{self.prefix}item-actions"
+
+    @property
+    def item_stats(self) -> str:
+        """Compacted: each item's behaviour statistics, replicated by every worker."""
+        return f"{self.prefix}item-stats"
+
     def all(self) -> dict[str, str]:
         return {
             name: getattr(self, name)
             for name in (
-                "search", "action", "catalog", "recommendations", "samples", "models", "deadletter"
+                "search", "action", "catalog", "recommendations", "samples", "models",
+                "deadletter", "item_actions", "item_stats",
             )
         }

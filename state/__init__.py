@@ -6,7 +6,7 @@ and a Faust table (the worker, where the table's changelog makes it survive a cr
 
 from state.catalog import CatalogStore
 from state.due import Due, DueWheel
-from state.impressions import Closing, Impression, ImpressionStore, UserIndex, sample_id
+from state.impressions import Closing, Impression, ImpressionStore, UserIndex
 from state.interactions import InteractionStore, UserColumns
 from state.item_stats import ItemStatsLayout, ItemStatsReading
 from state.kv import KeyValue, MemoryKV, RocksKV
@@ -30,5 +30,4 @@ __all__ = [
     "UserColumns",
     "UserIndex",
     "UserSequence",
-    "sample_id",
 ]

@@ -1,29 +1,43 @@
 """The records of an impression: what one user was shown, and that user's index of them.
 
 Plain data with their JSON encodings (orjson serializes the dataclasses directly); the logic
-that keeps, labels and closes them is state/impressions.py.
+that keeps, labels and closes them is state/impressions.py. An impression keeps the feature
+matrix the model scored the shown items with (float32, rows in shown order, base64 in the
+record), so the training sample carries exactly what serving saw.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
+import base64
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 from contracts import LABELS, TrainingSample
+from contracts.samples import ShownItem
 
-MAX_TEXT = 2048  # TrainingSample's ShortText
+Features = npt.NDArray[np.float32]
 
 
-def sample_id(request_id: str, item_id: str) -> str:
-    """The dedup key of one (request, item): readable when unambiguous, else a digest."""
-    joined = f"{request_id}|{item_id}"
-    if "|" in request_id or len(joined) > 256:
-        pair = f"{len(request_id)}:{request_id}{item_id}".encode()
-        return "h:" + hashlib.blake2b(pair, digest_size=16).hexdigest()
-    return joined
+def pack_features(features: npt.ArrayLike | None, rows: int) -> str:
+    """A [rows, F] feature matrix as the record keeps it: base64 of little-endian float32."""
+    if features is None:
+        return ""
+    matrix = np.ascontiguousarray(features, dtype="<f4")
+    if matrix.ndim != 2 or matrix.shape[0] != rows:
+        raise ValueError(f"features of shape {matrix.shape}, expected ({rows}, F)")
+    if not np.isfinite(matrix).all():
+        raise ValueError("features must be finite")
+    return base64.b64encode(matrix.tobytes()).decode("ascii")
+
+
+def unpack_features(packed: str, rows: int) -> Features | None:
+    if not packed or rows == 0:
+        return None
+    flat = np.frombuffer(base64.b64decode(packed), dtype="<f4")
+    return flat.reshape(rows, -1).astype(np.float32)
 
 
 @dataclass
@@ -39,6 +53,8 @@ class Impression:
     items: list[tuple[str, float]]  # shown order: (item_id, published score)
     labels: dict[str, str] = field(default_factory=dict)  # item_id -> strongest action
     closed: bool = False  # window closed: labels frozen, samples being emitted
+    feature_spec: str = ""  # version of the behaviour feature spec ("" when none)
+    features: str = ""  # pack_features of the shown items' features ("" when none)
 
     def shows(self, item_id: str) -> bool:
         return any(i == item_id for i, _ in self.items)
@@ -50,19 +66,32 @@ class Impression:
         self.labels[item_id] = action
         return True
 
-    def samples(self, item_text: Callable[[str], str]) -> list[TrainingSample]:
-        out = []
-        for position, (item_id, score) in enumerate(self.items):
+    def feature_matrix(self) -> Features | None:
+        """The logged features, one row per shown item in shown order; None when none."""
+        return unpack_features(self.features, len(self.items))
+
+    def sample(self) -> TrainingSample:
+        """The impression as its one training sample (labels as they are now)."""
+        matrix = self.feature_matrix()
+        # orjson writes float32 in their shortest form; read back as floats they convert to
+        # the same float32 exactly, and the record stays about half the size of float64 text.
+        rows: list[list[float]] = (
+            orjson.loads(orjson.dumps(matrix, option=orjson.OPT_SERIALIZE_NUMPY))
+            if matrix is not None else [[] for _ in self.items]
+        )
+        items = []
+        for position, ((item_id, score), row) in enumerate(zip(self.items, rows, strict=True)):
             action = self.labels.get(item_id, "skipped")
-            out.append(TrainingSample(
-                sample_id=sample_id(self.request_id, item_id), request_id=self.request_id,
-                user_id=self.user_id, ts=self.ts, query=self.query, history=self.history,
-                item_id=item_id, item_text=item_text(item_id)[:MAX_TEXT], label=LABELS[action],
-                action=action,  # type: ignore[arg-type]  # a key of LABELS
-                position=position, shown_score=score, model_version=self.model_version,
-                candidates=len(self.items),
+            items.append(ShownItem.model_construct(
+                item_id=item_id, position=position, shown_score=score, label=LABELS[action],
+                action=action, features=row,
             ))
-        return out
+        # Built from state this worker validated when it kept it: not validated again.
+        return TrainingSample.model_construct(
+            request_id=self.request_id, user_id=self.user_id, ts=self.ts, query=self.query,
+            history=list(self.history), model_version=self.model_version,
+            feature_spec=self.feature_spec or None, items=items,
+        )
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self)  # orjson serializes dataclasses natively (asdict is slow)

@@ -2,10 +2,11 @@
 
 Every published ranking is kept as an impression: request, query, the user's history texts at
 that moment (what the model read), shown items with their published scores in shown order,
-and the model version. Actions label it until its attribution window closes; then each shown
-item becomes one TrainingSample. Labels are graded by the strongest action (purchase >
-add_to_cart > click); a `view` is not a label (sites report views of items a user never
-chose, e.g. carousels), and an item nobody acted on is "skipped".
+the feature matrix the model scored them with and the model version. Actions label it until
+its attribution window closes; then it becomes one TrainingSample (the whole shown list).
+Labels are graded by the strongest action (purchase > add_to_cart > click); a `view` is not a
+label (sites report views of items a user never chose, e.g. carousels), and an item nobody
+acted on is "skipped".
 
 Layout over any str→bytes store. One user's keys live in the user's Kafka partition:
   i/<len(user)>:<user>/<request_id>  one impression
@@ -23,16 +24,17 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy.typing as npt
 import orjson
 
 from contracts import LABELS, ActionEvent, RankedResult, SearchEvent
 from state.due import Due, DueWheel
-from state.impression_records import Impression, UserIndex, sample_id
+from state.impression_records import Impression, UserIndex, pack_features
 from state.kv import KeyValue
 
 MAX_EARLY = 100  # actions waiting for their search, per user
 
-__all__ = ["Closing", "Impression", "ImpressionStore", "UserIndex", "sample_id"]
+__all__ = ["Closing", "Impression", "ImpressionStore", "UserIndex"]
 
 
 def _now_ms() -> int:
@@ -103,9 +105,11 @@ class ImpressionStore:
     # -- the search side ----------------------------------------------------------------
 
     def record(
-        self, search: SearchEvent, result: RankedResult, history: list[str], partition: int
+        self, search: SearchEvent, result: RankedResult, history: list[str], partition: int,
+        features: npt.ArrayLike | None = None, feature_spec: str = "",
     ) -> bool:
-        """Keep `result` as shown to the user; False for a request id already kept."""
+        """Keep `result` as shown to the user, with the features the model scored its items
+        with (rows in the result's order); False for a request id already kept."""
         index = self.index(search.user_id)
         if index.knows(search.request_id):
             return False
@@ -114,6 +118,8 @@ class ImpressionStore:
             received_ts=result.received_ts, close_at=result.received_ts + self.window_ms,
             query=search.query, history=list(history), model_version=result.model_version,
             items=[(i.item_id, i.score) for i in result.items],
+            feature_spec=feature_spec if features is not None else "",
+            features=pack_features(features, len(result.items)),
         )
         waiting = [e for e in index.early if e[0] == search.request_id]
         for _, item, action, _ in waiting:
@@ -186,7 +192,7 @@ class ImpressionStore:
 
     def close_due(self, partition: int, cutoff_ms: int) -> Closing:
         """Impressions of `partition` whose window closed by `cutoff_ms`, now frozen; at most
-        about `max_samples` samples' worth (one transaction must stay well inside Kafka's
+        about `max_samples` shown items' worth (one transaction must stay well inside Kafka's
         transaction timeout), the rest at the next call.
 
         Nothing is removed yet: that is `finish`, once their samples are committed.

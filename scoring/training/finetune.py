@@ -37,8 +37,10 @@ from scoring.training.models import base_model_path
 from scoring.training.parity import ParityError
 from scoring.training.samples import (
     CapturedList,
+    ItemText,
     build_lists,
     holdout_split,
+    no_text,
     position_propensity,
     with_positive,
 )
@@ -189,15 +191,17 @@ def finetune(
     models_dir: Path,
     plan: Plan,
     *,
+    item_text: ItemText = no_text,
     progress: bool = False,
 ) -> Outcome:
-    """One run; never raises for "not promoted" outcomes (they carry the reason)."""
+    """One run; never raises for "not promoted" outcomes (they carry the reason). Samples
+    name items by id: `item_text` gives the text a model reads for each (the catalog's)."""
     clock = time.perf_counter()
     seconds: dict[str, float] = {}
     registry = ModelRegistry(models_dir)
     out = Outcome(started=datetime.now(UTC).isoformat(timespec="seconds"),
                   champion=load_verified(champion).version, plan=_plan_dict(plan))
-    lists, stats = build_lists(samples)
+    lists, stats = build_lists(samples, item_text)
     out.data = stats.as_dict()
     if len(lists) < 2:
         out.reason = f"not enough data: {len(lists)} lists from {stats.samples} samples"

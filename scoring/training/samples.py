@@ -1,9 +1,10 @@
 """Captured TrainingSamples → training lists, a time-ordered holdout and position propensities.
 
-The worker publishes one TrainingSample per shown candidate (contracts.TrainingSample). Here
-they become one `CapturedList` per request: the query and history the model saw, the shown
-items in the order they were shown, and graded labels. numpy and contracts only (no torch),
-so every piece is cheap to test.
+The worker publishes one TrainingSample per closed impression (contracts/samples.py): the
+query and history the model read, the shown items in shown order with graded labels and the
+behaviour features the model scored them with. Here each becomes one `CapturedList`; item
+texts are not in the samples, they come from the catalog (`item_text`). numpy and contracts
+only (no torch), so every piece is cheap to test.
 
 Position bias: a user mostly looks at the top of a list, so a relevant item shown low often
 goes unclicked and is labelled 0. `position_propensity` estimates, per position, how likely a
@@ -15,8 +16,8 @@ whole lists by it (docs/training.md: the choice).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,12 @@ EM_ITERATIONS = 200
 # examination from relevance, and the click-through by position is used instead.
 MIN_EM_IMPRESSIONS = 200
 
+ItemText = Callable[[str], str]
+
+
+def no_text(item_id: str) -> str:
+    return ""
+
 
 @dataclass(frozen=True)
 class CapturedList:
@@ -47,7 +54,10 @@ class CapturedList:
     model_version: str
     positions: tuple[int, ...]  # shown position of each item of `ranked`, ascending
     ranked: TrainingList
-    complete: bool  # every shown candidate has its sample
+    # The features the serving model scored the items with, [items, F] float32 in `ranked`'s
+    # order, and the version of their spec; None when that model used none.
+    features: npt.NDArray[np.float32] | None = None
+    feature_spec: str | None = None
 
     @property
     def positives(self) -> int:
@@ -60,66 +70,77 @@ class ListStats:
     duplicates: int
     lists: int
     without_positive: int
-    partial: int
+    with_features: int
+    feature_specs: dict[str, int]  # spec version -> lists
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | dict[str, int]]:
         return dict(self.__dict__)
 
 
 def dedup(samples: Iterable[TrainingSample]) -> tuple[list[TrainingSample], int]:
-    """First sample per sample_id (at-least-once delivery may repeat one); and the repeats."""
-    seen: dict[str, TrainingSample] = {}
+    """First sample per (user_id, request_id) (at-least-once delivery to a reader, or a file
+    concatenated twice, may repeat one); and the repeats."""
+    seen: dict[tuple[str, str], TrainingSample] = {}
     repeats = 0
     for sample in samples:
-        if sample.sample_id in seen:
+        key = (sample.user_id, sample.request_id)
+        if key in seen:
             repeats += 1
             continue
-        seen[sample.sample_id] = sample
+        seen[key] = sample
     return list(seen.values()), repeats
 
 
-def build_lists(samples: Iterable[TrainingSample]) -> tuple[list[CapturedList], ListStats]:
-    """One list per request_id, items by shown position, oldest list first.
+def captured_list(sample: TrainingSample, item_text: ItemText = no_text) -> CapturedList:
+    """One sample as a list: items in shown order, texts from `item_text`."""
+    items = sample.items
+    features = None
+    if sample.feature_spec is not None and items and items[0].features:
+        features = np.asarray([item.features for item in items], dtype=np.float32)
+    return CapturedList(
+        request_id=sample.request_id,
+        user_id=sample.user_id,
+        ts=sample.ts,
+        model_version=sample.model_version,
+        positions=tuple(item.position for item in items),
+        ranked=TrainingList(
+            query=sample.query,
+            history=tuple(sample.history),
+            items=tuple((item.item_id, item_text(item.item_id)) for item in items),
+            labels=tuple(float(item.label) for item in items),
+        ),
+        features=features,
+        feature_spec=sample.feature_spec if features is not None else None,
+    )
+
+
+def build_lists(
+    samples: Iterable[TrainingSample], item_text: ItemText = no_text
+) -> tuple[list[CapturedList], ListStats]:
+    """One list per sample (repeats dropped), oldest list first.
 
     Lists without any positive are kept (they are impressions: the click-through rate by
     position needs them); `with_positive` selects what a listwise loss can learn from.
     """
     unique, repeats = dedup(samples)
-    by_request: dict[str, list[TrainingSample]] = defaultdict(list)
-    for sample in unique:
-        by_request[sample.request_id].append(sample)
-    lists: list[CapturedList] = []
-    for request_id, group in by_request.items():
-        group.sort(key=lambda s: (s.position, s.item_id))
-        first = group[0]
-        ranked = TrainingList(
-            query=first.query,
-            history=tuple(first.history),
-            items=tuple((s.item_id, s.item_text) for s in group),
-            labels=tuple(float(s.label) for s in group),
-        )
-        lists.append(
-            CapturedList(
-                request_id=request_id,
-                user_id=first.user_id,
-                ts=first.ts,
-                model_version=first.model_version,
-                positions=tuple(s.position for s in group),
-                ranked=ranked,
-                complete=len(group) >= max(s.candidates for s in group),
-            )
-        )
+    lists = [captured_list(sample, item_text) for sample in unique]
     lists.sort(key=lambda c: (c.ts, c.request_id))
+    specs = Counter(c.feature_spec for c in lists if c.feature_spec is not None)
     stats = ListStats(
         samples=len(unique) + repeats,
         duplicates=repeats,
         lists=len(lists),
         without_positive=sum(1 for c in lists if c.positives == 0),
-        partial=sum(1 for c in lists if not c.complete),
+        with_features=sum(specs.values()),
+        feature_specs=dict(specs),
     )
-    if stats.partial:
-        log.warning("%d lists lack samples for some shown candidates", stats.partial)
     return lists, stats
+
+
+def with_features(lists: Sequence[CapturedList], spec: str) -> list[CapturedList]:
+    """The lists whose logged features follow `spec` (what a behaviour-aware model of that
+    spec can learn from: features of another spec mean other things)."""
+    return [c for c in lists if c.feature_spec == spec]
 
 
 def with_positive(lists: Sequence[CapturedList]) -> list[CapturedList]:
@@ -275,14 +296,17 @@ def write_samples_file(path: Path, samples: Iterable[TrainingSample]) -> int:
 __all__ = [
     "PROPENSITY_FLOOR",
     "CapturedList",
+    "ItemText",
     "ListStats",
     "build_lists",
+    "captured_list",
     "dedup",
     "holdout_split",
     "ips_labels",
     "list_weight",
     "position_propensity",
     "read_samples_file",
+    "with_features",
     "with_positive",
     "write_samples_file",
 ]

@@ -1,7 +1,8 @@
 """`streamrank train`: flags, and one run from samples to rollout.
 
-A run: read samples (the samples topic, or a JSONL file) → find the champion (the model the
-last ModelUpdate announced, else the worker's configured one) → scoring.training.finetune →
+A run: read samples (the samples topic, or a JSONL file) and the item texts they name (the
+catalog topic, or a product file) → find the champion (the model the last ModelUpdate
+announced, else the worker's configured one) → scoring.training.finetune →
 publish a ModelUpdate if the challenger was promoted and installed → write the report.
 Kafka, ONNX Runtime and torch are imported inside the functions: building the CLI parser loads
 none of them (torch only once a training run starts).
@@ -47,6 +48,9 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--from-offset", type=int, help="from this offset in every partition")
     src.add_argument("--save-samples", type=Path, metavar="FILE",
                      help="also write the samples read to this JSONL file")
+    src.add_argument("--products", type=existing_path, metavar="FILE",
+                     help="item texts from this product file (CSV, as `streamrank bench` "
+                          "reads) instead of the catalog topic: samples name items by id")
     model = p.add_argument_group("model")
     model.add_argument("--kind", choices=kind_names(TRAINABLE_KINDS),
                        default=ModelKind.EMBED.value, help="which ranker to train")
@@ -133,6 +137,18 @@ def _samples(args: argparse.Namespace, settings: Settings) -> list[Any]:
     return samples
 
 
+def _item_texts(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
+    """item_id -> the text a model reads: from --products, else the catalog topic now."""
+    if args.products is not None:
+        from streams.tools.products import read_products
+
+        return {item.item_id: item.text() for item in read_products(args.products)}
+    from streams.kafka.connection import KafkaClients
+    from streams.learning.catalog_reader import read_catalog_texts
+
+    return asyncio.run(read_catalog_texts(KafkaClients(settings), settings.topics.catalog))
+
+
 def train_once(args: argparse.Namespace, settings: Settings) -> int:
     """One run; 0 whether or not the challenger was promoted (the report says which)."""
     from scoring import ModelRegistry
@@ -152,8 +168,12 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
         min_delta=args.min_gain, rounds=args.bootstrap_rounds,
         init=registry.find(args.init) if args.init else None,
     )
-    print(f"{len(samples)} samples; champion {champion.name}", flush=True)
-    outcome = finetune(samples, champion, settings.models_dir, plan, progress=not args.quiet)
+    texts = _item_texts(args, settings)
+    print(f"{len(samples)} samples, {len(texts)} catalog items; champion {champion.name}",
+          flush=True)
+    outcome = finetune(samples, champion, settings.models_dir, plan,
+                       item_text=lambda item_id: texts.get(item_id, ""),
+                       progress=not args.quiet)
     if outcome.promoted and outcome.path is not None and not args.no_publish:
         update = update_for(outcome.path, outcome.update_metrics())
         asyncio.run(publish_update(KafkaClients(settings), settings.topics.models, update,

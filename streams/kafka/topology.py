@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from state.tables import USER_TABLES, changelog_topic
+from state.tables import ITEM_TABLES, USER_TABLES, changelog_topic
 from streams.kafka.connection import KafkaClients
 from streams.settings import Settings
 
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 # Ticks are worthless once handled; an hour covers any restart.
 TICKS_RETENTION_MS = 3_600_000
+# Re-keyed actions matter until the item statistics applied them (seconds, normally); a day
+# covers a long outage of every worker (docs/architecture.md, "Item statistics").
+ITEM_ACTIONS_RETENTION_MS = 86_400_000
 
 
 class TopologyError(RuntimeError):
@@ -46,8 +49,9 @@ def choose_partitions(existing: dict[str, int], settings: Settings) -> tuple[int
         )
     partitions = next(iter(user_counts.values()), settings.partitions)
     # Per-user state and the worker's own per-partition topics must follow the input topics.
-    ours = [changelog_topic(settings.app_id, table) for table in USER_TABLES]
-    for topic in (*ours, settings.ticks_topic, names.samples):
+    # The item tables follow their repartition topic, which the worker creates with this count.
+    ours = [changelog_topic(settings.app_id, table) for table in (*USER_TABLES, *ITEM_TABLES)]
+    for topic in (*ours, settings.ticks_topic, names.samples, names.item_actions):
         if topic in existing and existing[topic] != partitions:
             raise TopologyError(
                 f"{topic} has {existing[topic]} partitions but the input topics have "
@@ -102,16 +106,23 @@ async def prepare(settings: Settings, clients: KafkaClients | None = None) -> Se
             settings.ticks_topic: partitions,
             names.catalog: catalog,
             names.models: 1,  # one key ("current"): one partition, read whole by every worker
+            # Actions re-keyed by item_id: the owner of an item's partition is the only
+            # writer of its statistics; they are published compacted and read whole by all.
+            names.item_actions: partitions,
+            names.item_stats: partitions,
         }
         # The tables' changelogs too, before Faust starts: Faust creates them itself, but a
         # worker that reads their metadata before the broker has them (seen on a loaded
         # machine) crashes its agents with PartitionsMismatch ("changelog has 0 partitions").
-        changelogs = {changelog_topic(settings.app_id, table): partitions for table in USER_TABLES}
+        changelogs = {changelog_topic(settings.app_id, table): partitions
+                      for table in (*USER_TABLES, *ITEM_TABLES)}
         wanted |= changelogs
         configs: dict[str, dict[str, str]] = {
             **{name: {"cleanup.policy": "compact"} for name in changelogs},
             names.catalog: {"cleanup.policy": "compact"},
             names.models: {"cleanup.policy": "compact"},
+            names.item_stats: {"cleanup.policy": "compact"},
+            names.item_actions: {"retention.ms": str(ITEM_ACTIONS_RETENTION_MS)},
             settings.ticks_topic: {"retention.ms": str(TICKS_RETENTION_MS)},
             # Deliberately larger than the broker's ~1 MiB default: a bad record that the
             # input topics accepted is kept whole where it fits (streams/kafka/deadletter.py).

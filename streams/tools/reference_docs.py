@@ -19,7 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from contracts import MAX_DEPTH, REASONS, TopicNames
 from contracts.schemas import json_schemas
-from state.tables import USER_TABLES
+from state.tables import ITEM_TABLES, USER_TABLES
 from streams.settings import (
     CONFIG_FILE_VAR,
     DEFAULT_CONFIG_FILE,
@@ -38,14 +38,20 @@ TOPICS: dict[str, tuple[str, str, str, str]] = {
     "catalog": ("item_id", "Item", "the catalog", "compacted; `deleted: true` removes an item"),
     "recommendations": ("user_id", "RankedResult", "workers", "one per search"),
     "samples": ("user_id", "TrainingSample", "workers",
-                "one per shown candidate once its attribution window closes (transactional: "
-                "read with isolation.level=read_committed)"),
+                "one per published ranking once its attribution window closes: the shown "
+                "list with labels and logged features (transactional: read with "
+                "isolation.level=read_committed)"),
     "models": ('"current"', "ModelUpdate", "`streamrank train`, `model rollback`",
                "compacted, 1 partition; every worker follows it"),
     "deadletter": ("original key", "the original bytes (a prefix if too large)", "workers",
                    "headers `streamrank.deadletter.{reason,error,source.topic,"
                    "source.partition,source.offset,original.size,original.sha256,truncated}`; "
                    "see [Refused records](#refused-records)"),
+    "item_actions": ("item_id", "ActionEvent (as read)", "workers",
+                     "internal repartition of actions by item; headers "
+                     "`streamrank.source.{partition,offset}`; retention 1 day"),
+    "item_stats": ("item_id", "ItemStatsRecord", "workers (one writer per item)",
+                   "compacted; every worker replicates it whole"),
 }
 
 
@@ -106,6 +112,8 @@ def events_markdown(topics: TopicNames | None = None) -> str:
               "`streamrank`), created by the worker, partitioned like `events.search`:", ""]
     lines += [f"- `<app_id>-{table}-changelog`: the `{table}` table's changelog"
               for table in USER_TABLES]
+    lines += [f"- `<app_id>-{table}-changelog`: the `{table}` table's changelog (keyed by "
+              "item_id, partitioned like the item-actions topic)" for table in ITEM_TABLES]
     lines += ["- `<app_id>-attribution-ticks`: per-partition clock ticks that close "
               "attribution windows", ""]
     lines += _refused()

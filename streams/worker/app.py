@@ -16,13 +16,13 @@ from faust.web import Request, Response, View
 from contracts import DecodeError, RankedResult
 from scoring.serving import ScorerSlot
 from state import CatalogStore, ImpressionStore, SequenceStore
-from state.kv import MemoryKV, RocksKV
-from state.tables import IMPRESSION_TABLE, SEQUENCE_TABLE
+from state.tables import IMPRESSION_TABLE, INTERACTION_TABLE, ITEM_STATS_TABLE, SEQUENCE_TABLE
 from streams.kafka.connection import KafkaClients
 from streams.kafka.deadletter import DeadLetters
 from streams.settings import Settings
 from streams.worker.action_gate import ActionGate, KafkaActionOffsets
 from streams.worker.attribution import Attribution
+from streams.worker.behaviour_state import BehaviourState
 from streams.worker.broker_watch import BrokerWatch
 from streams.worker.catalog_replica import CatalogReplica
 from streams.worker.channels import Topics
@@ -37,6 +37,7 @@ from streams.worker.metrics import (
 )
 from streams.worker.output import ResultPublisher
 from streams.worker.rank_api import install as install_rank_api
+from streams.worker.replica import local_stores
 from streams.worker.sample_log import KafkaSampleLog, SampleLog
 from streams.worker.scoring_service import ScoringService
 from streams.worker.search import SearchHandler, now_ms
@@ -126,7 +127,6 @@ class StreamrankApp:
                 lookback_ms=round(settings.impression_ttl_s * 1000),
             ),
             ActionGate(offsets.end_offset, offsets.committed),
-            self.catalog.text,
             ticks=self.topics.ticks,
             owned=self.owned_partitions,
             tick_s=settings.attribution_tick_s,
@@ -144,9 +144,12 @@ class StreamrankApp:
             max_bytes=settings.max_payload_bytes,
         )
         self.app.service(cast(Any, self.catalog_replica))
+        # Interaction sets and item statistics: what behaviour features are built from.
+        self.behaviour = BehaviourState(self.app, settings, self.topics, self.catalog,
+                                        self.kafka, store=store)
         self.handler = SearchHandler(
             self.scoring.batcher, self.sequences, self.catalog,
-            history_length=settings.history_length,
+            history_length=settings.history_length, behaviour=self.behaviour.source,
         )
         # Deadlines, load shedding, one answer per request_id (streams/worker/deadline.py).
         self.answering = DeadlineAnswerer(self.handler, self.scoring.batcher,
@@ -199,10 +202,7 @@ class StreamrankApp:
         settings: Settings, store: str
     ) -> tuple[MutableMapping[str, bytes], MutableMapping[str, bytes]]:
         """(items, offsets) of the catalog replica: RocksDB beside the tables, or memory."""
-        if store.startswith("memory"):
-            return MemoryKV(), MemoryKV()
-        root = settings.state_dir / f"{settings.app_id}-catalog"
-        return RocksKV(root / "items"), RocksKV(root / "offsets")
+        return local_stores(settings.state_dir, settings.app_id, "catalog", store)
 
     async def _actions(self, stream: Any) -> AsyncIterator[bool | None]:
         async for event in stream.events():
@@ -215,6 +215,8 @@ class StreamrankApp:
             else:
                 applied = self.sequences.append(action)
                 self.attribution.on_action(action, message.partition)
+                await self.behaviour.on_action(action, message.value, message.partition,
+                                               message.offset)
             # Read: windows of this partition may close past it (streams/worker/action_gate.py).
             self.attribution.gate.processed(
                 message.partition, message.offset, int(message.timestamp * 1000)
@@ -239,7 +241,8 @@ class StreamrankApp:
             result = answer.result
             kept = time.perf_counter()
             # Kept before it is published: an action citing it then always finds it.
-            self.attribution.on_search(search, result, answer.history, event.message.partition)
+            self.attribution.on_search(search, result, answer.history, event.message.partition,
+                                       answer.features, answer.feature_spec)
             state_s = answer.state_s + time.perf_counter() - kept
             sending = time.perf_counter()
             await self.results.publish(result)  # acknowledged before the next search
@@ -247,7 +250,7 @@ class StreamrankApp:
             if answer.outcome.degraded:
                 self.metrics.degraded.labels(answer.outcome.reason or "unknown").inc()
             self.metrics.observe_stages({
-                "decode": decoded - started, "state": state_s,
+                "decode": decoded - started, "state": state_s, "features": answer.behaviour_s,
                 **inference_stages(answer.outcome.timings),
                 "publish": done - sending, "end_to_end": done - started,
             })
@@ -286,6 +289,7 @@ class StreamrankApp:
         return bool(
             self.scoring.batcher.running  # a model is loaded and the batcher takes searches
             and self.catalog_replica.caught_up.is_set()  # the catalog as of the start is here
+            and self.behaviour.replica.caught_up.is_set()  # and the item statistics
             and app.consumer.assignment()
             and not app.rebalancing
             and not app.in_recovery
@@ -302,6 +306,9 @@ class StreamrankApp:
             self._state_sizes = (now, {
                 SEQUENCE_TABLE: len(self.sequence_table),
                 IMPRESSION_TABLE: len(self.impression_table),
+                INTERACTION_TABLE: len(self.behaviour.interaction_table),
+                ITEM_STATS_TABLE: len(self.behaviour.item_stats_table),
+                "item_stats": self.behaviour.replica.size(),
                 "catalog": len(self.catalog),
             })
         try:
@@ -348,6 +355,7 @@ class StreamrankApp:
                         "deadletters": dict(outer.deadletters.counts),
                         "catalog_items": len(outer.catalog),
                         "attribution": dict(outer.attribution.counts),
+                        "behaviour": dict(outer.behaviour.counts),
                         "deadletters_truncated": outer.deadletters.truncated,
                         "kafka": outer.broker_watch.status(),
                     }

@@ -9,8 +9,10 @@
 - A window closes no later than the actions that could still label it: `ActionGate` holds a
   tick back while the action partition has unread records older than the tick (after a
   restart, or under lag), so a replayed click is never lost to a window closed too early.
-- Exactly once (streams/worker/sample_log.py): samples are committed in one Kafka transaction per
-  tick, then their impressions are removed from the changelogged table. Before a partition's
+- Exactly once (streams/worker/sample_log.py): each closed impression becomes one sample (the
+  whole shown list with labels and logged features); the samples of every impression closing
+  at a tick are committed in one Kafka transaction, then their impressions are removed from
+  the changelogged table. Before a partition's
   first emission after it was (re)assigned, what was committed since the partition's
   checkpoint is read back and its impressions removed, so a crash between the commit and the
   removal does not emit them again. The checkpoint trails emissions by CHECKPOINT_LAG_MS:
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import mode
+import numpy.typing as npt
 import orjson
 from aiokafka.errors import KafkaError
 
@@ -50,7 +53,6 @@ class Attribution(mode.Service):
         store: ImpressionStore,
         samples: SampleLog,
         gate: ActionGate,
-        item_text: Callable[[str], str],
         *,
         ticks: Any,
         owned: Callable[[], list[int]],
@@ -62,7 +64,6 @@ class Attribution(mode.Service):
         self.store = store
         self.samples = samples
         self.gate = gate
-        self.item_text = item_text
         self.ticks = ticks
         self.owned = owned
         self.tick_s = tick_s
@@ -75,9 +76,12 @@ class Attribution(mode.Service):
     # -- searches and actions (called from their agents) ---------------------------------
 
     def on_search(
-        self, search: SearchEvent, result: RankedResult, history: list[str], partition: int
+        self, search: SearchEvent, result: RankedResult, history: list[str], partition: int,
+        features: npt.ArrayLike | None = None, feature_spec: str = "",
     ) -> None:
-        kept = self.store.record(search, result, history, partition)
+        """Keep the published ranking, with the features its items were scored with (rows in
+        the result's order), until its window closes."""
+        kept = self.store.record(search, result, history, partition, features, feature_spec)
         self.counts["impressions" if kept else "impressions_repeated"] += 1
 
     def on_action(self, action: ActionEvent, partition: int) -> str:
@@ -88,7 +92,8 @@ class Attribution(mode.Service):
     # -- closing windows (called from the ticks agent) -----------------------------------
 
     async def on_tick(self, partition: int, raw: bytes | None) -> int:
-        """Close what is due on `partition`; returns how many samples were committed."""
+        """Close what is due on `partition`; returns how many samples (closed impressions)
+        were committed."""
         try:
             now = int(orjson.loads(raw or b"")["now"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -104,7 +109,7 @@ class Attribution(mode.Service):
                 self.counts["ticks_held"] += 1  # actions still unread on this partition
             closing = self.store.close_due(partition, cutoff)
             emitted = None
-            samples = [s for imp in closing.impressions for s in imp.samples(self.item_text)]
+            samples = [imp.sample() for imp in closing.impressions]
             if samples:
                 first, end = await self.samples.emit(partition, samples)
                 emitted = (now, first, end)
@@ -118,6 +123,7 @@ class Attribution(mode.Service):
         self.store.finish(closing, self._checkpoint(partition, now, emitted))
         self.counts["windows_closed"] += len(closing.impressions)
         self.counts["samples"] += len(samples)
+        self.counts["sample_items"] += sum(len(s.items) for s in samples)
         return len(samples)
 
     async def _reconcile(self, partition: int, now: int) -> None:

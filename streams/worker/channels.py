@@ -24,6 +24,8 @@ class Topics:
     recommendations: Any
     deadletter: Any
     ticks: Any  # internal: when to close attribution windows, per partition
+    item_actions: Any  # internal: actions re-keyed by item_id (streams/worker/item_stats_table.py)
+    item_stats: Any  # compacted: every item's statistics, replicated by every worker
     names: TopicNames
 
     @classmethod
@@ -49,5 +51,7 @@ class Topics:
             recommendations=topic(names.recommendations),
             deadletter=topic(names.deadletter),
             ticks=topic(ticks),
+            item_actions=topic(names.item_actions),
+            item_stats=topic(names.item_stats, compacting=True),
             names=names,
         )

@@ -1,4 +1,5 @@
-"""The samples topic, written exactly once per (request, item).
+"""The samples topic, written exactly once per (user, request): one record per closed
+impression (contracts/samples.py), the samples of a tick in one transaction.
 
 Samples of a user go to the partition of that user's searches and actions, and that
 partition's owner is their only writer. It writes them in Kafka transactions through a
@@ -30,6 +31,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READ_BACK_TIMEOUT_S = 60.0
+# Below the broker's default max.message.bytes (1 MiB): a record over it would fail its
+# transaction at every tick and hold the partition's windows forever.
+MAX_SAMPLE_BYTES = 900 * 1024
+
+
+def encoded(sample: TrainingSample, limit: int = MAX_SAMPLE_BYTES) -> bytes:
+    """The record's bytes; past `limit` (a thousand candidates with wide feature vectors) the
+    features are left out rather than the sample."""
+    raw = encode(sample)
+    if len(raw) <= limit:
+        return raw
+    log.warning("sample of %s is %d bytes: sent without its features", sample.request_id,
+                len(raw))
+    bare = [item.model_copy(update={"features": []}) for item in sample.items]
+    return encode(sample.model_copy(update={"items": bare, "feature_spec": None}))
 
 
 class SampleLog(Protocol):
@@ -124,7 +140,7 @@ class KafkaSampleLog:
         try:
             async with producer.transaction():
                 sent = [
-                    await producer.send(self.topic, encode(s), key=s.user_id.encode(),
+                    await producer.send(self.topic, encoded(s), key=s.user_id.encode(),
                                         partition=partition)
                     for s in samples
                 ]

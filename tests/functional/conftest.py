@@ -41,6 +41,10 @@ class Outbox:
     def of(self, topic: Any) -> list[Sent]:
         return self.sent.get(topic.get_topic_name(), [])
 
+    def take(self, topic: Any) -> list[Sent]:
+        """What was sent to `topic` since the last take, removed from the outbox."""
+        return self.sent.pop(topic.get_topic_name(), [])
+
 
 @pytest.fixture
 async def worker(tmp_path: Path, zeroshot: Any) -> AsyncIterator[tuple[StreamrankApp, Outbox]]:
@@ -51,8 +55,29 @@ async def worker(tmp_path: Path, zeroshot: Any) -> AsyncIterator[tuple[Streamran
     outbox = Outbox()
     outbox.capture(sr.topics.recommendations)
     outbox.capture(sr.topics.deadletter)
+    outbox.capture(sr.topics.item_actions)
+    outbox.capture(sr.topics.item_stats)
     yield sr, outbox
     await sr.scoring.batcher.stop()
+
+
+async def relay_item_stats(sr: StreamrankApp, outbox: Outbox, partition: int = 0) -> int:
+    """As Kafka would: the actions forwarded by item_id reach the item-actions agent, and the
+    statistics it publishes reach this worker's item-stats replica. Returns how many records
+    the replica applied."""
+    forwarded = outbox.take(sr.topics.item_actions)
+    if forwarded:
+        async with sr.behaviour.agent.test_context() as agent:
+            for sent in forwarded:
+                await agent.put(sent.value, key=sent.key, headers=sent.headers,
+                                partition=partition)
+    published = outbox.take(sr.topics.item_stats)
+    replica = sr.behaviour.replica
+    start = replica.applied
+    for sent in published:
+        offset = replica.stored_offset(0) or 0
+        replica.apply(0, offset, str(sent.key).encode(), sent.value)
+    return replica.applied - start
 
 
 async def load_catalog(sr: StreamrankApp, items: list[Item] | None = None) -> None:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
-from contracts import ActionEvent, RankedResult, TrainingSample, encode
+from contracts import ActionEvent, RankedResult, TrainingSample, decode, encode
 from contracts.events import Action
 from streams.worker.action_gate import ActionGate
 from streams.worker.app import StreamrankApp
@@ -98,7 +98,7 @@ def after_window(sr: StreamrankApp) -> int:
     return now_ms() + round(sr.settings.attribution_window_s * 1000) + 2000
 
 
-async def test_a_published_ranking_becomes_one_labelled_sample_per_item(attributing) -> None:  # type: ignore[no-untyped-def]
+async def test_a_published_ranking_becomes_one_sample_with_every_shown_item(attributing) -> None:  # type: ignore[no-untyped-def]
     sr, outbox, log, _ = attributing
     await load_catalog(sr)
     await act(sr, "ann", [("coffee-1", "purchase", None)], ts=1)  # history before the search
@@ -113,23 +113,24 @@ async def test_a_published_ranking_becomes_one_labelled_sample_per_item(attribut
     await tick(sr, now_ms())  # the window is still open
     assert log.all() == []
     await tick(sr, after_window(sr))
-    samples = sorted(log.all(), key=lambda s: s.position)
-    assert [s.item_id for s in samples] == shown
-    assert [s.position for s in samples] == [i.rank - 1 for i in result.items]
-    assert [s.shown_score for s in samples] == [i.score for i in result.items]
-    assert [s.action for s in samples] == ["click", "skipped", "skipped", "add_to_cart",
-                                           "skipped"]
-    assert [s.label for s in samples] == [1.0, 0.0, 0.0, 2.0, 0.0]
-    first = samples[0]
-    assert first.history == history and sr.catalog.get("coffee-1").title in history  # type: ignore[union-attr]
-    assert (first.query, first.model_version, first.candidates) == (
-        "gift ideas", result.model_version, 5)
-    assert first.item_text == sr.catalog.text(shown[0])
-    assert len({s.sample_id for s in samples}) == 5
+    [sample] = log.all()
+    assert decode(encode(sample), TrainingSample) == sample  # a valid record as written
+    items = sample.items
+    assert [s.item_id for s in items] == shown
+    assert [s.position for s in items] == [i.rank - 1 for i in result.items]
+    assert [s.shown_score for s in items] == [i.score for i in result.items]
+    assert [s.action for s in items] == ["click", "skipped", "skipped", "add_to_cart",
+                                         "skipped"]
+    assert [s.label for s in items] == [1.0, 0.0, 0.0, 2.0, 0.0]
+    assert sample.history == history and sr.catalog.get("coffee-1").title in history  # type: ignore[union-attr]
+    assert (sample.request_id, sample.user_id, sample.query, sample.model_version) == (
+        "r1", "ann", "gift ideas", result.model_version)
+    # A text scorer: no behaviour features were logged.
+    assert sample.feature_spec is None and all(s.features == [] for s in items)
 
     await act(sr, "ann", [(shown[2], "purchase", "r1")])  # too late
     await tick(sr, after_window(sr) + 5000)
-    assert len(log.all()) == 5
+    assert len(log.all()) == 1
     assert sr.attribution.counts["actions_late"] == 1
     assert sr.impressions.open("ann") == []
 
@@ -143,7 +144,8 @@ async def test_windows_wait_for_actions_not_read_yet(attributing) -> None:  # ty
     assert log.all() == []  # held back: that action may label this window
     await act(sr, "bob", [(result.items[1].item_id, "purchase", "r2")])
     await tick(sr, after_window(sr))
-    assert {s.item_id: s.action for s in log.all()} == {
+    [sample] = log.all()
+    assert {s.item_id: s.action for s in sample.items} == {
         result.items[0].item_id: "skipped", result.items[1].item_id: "purchase"}
 
 
@@ -154,10 +156,10 @@ async def test_a_commit_whose_ack_was_lost_is_read_back_not_repeated(attributing
     await act(sr, "cyd", [(result.items[0].item_id, "click", "r3")])
     log.lose_next_ack = True
     await tick(sr, after_window(sr))
-    assert len(log.all()) == 2 and sr.attribution.counts["emit_failures"] == 1
+    assert len(log.all()) == 1 and sr.attribution.counts["emit_failures"] == 1
     assert [i.request_id for i in sr.impressions.open("cyd")] == ["r3"]  # not removed
     await tick(sr, after_window(sr) + 1000)
-    assert len(log.all()) == 2  # the read-back found them committed
+    assert len(log.all()) == 1  # the read-back found it committed
     assert sr.attribution.counts["recovered_emitted"] == 1
     assert sr.impressions.open("cyd") == []
 
@@ -168,5 +170,7 @@ async def test_a_repeated_search_is_not_a_second_impression(attributing) -> None
     await ask(sr, outbox, search("dan", ["coffee-1", "audio-2"], rid="r4"))
     await ask(sr, outbox, search("dan", ["coffee-1", "audio-2"], rid="r4"))  # a replay
     await tick(sr, after_window(sr))
-    assert sorted(s.sample_id for s in log.all()) == ["r4|audio-2", "r4|coffee-1"]
-    assert sr.attribution.counts["impressions_repeated"] == 1
+    [sample] = log.all()
+    assert sample.request_id == "r4"
+    assert sorted(s.item_id for s in sample.items) == ["audio-2", "coffee-1"]
+    assert sr.attribution.counts["impressions"] == 1  # the replay was not kept again

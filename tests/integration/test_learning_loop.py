@@ -41,22 +41,21 @@ TRAIN = ["--rule", "always", "--steps", "20", "--lists-per-step", "8", "--min-tr
 
 
 def check_samples(samples: list[TrainingSample], traffic: Traffic) -> None:
-    """One sample per shown item of every search, as shown, labelled by what was clicked."""
-    by_key = Counter((s.request_id, s.item_id) for s in samples)
-    assert set(by_key.values()) == {1}, "a (request, item) sampled twice"
-    want = {(rid, i.item_id) for rid, r in traffic.results.items() for i in r.items}
-    assert set(by_key) == want
+    """One sample per search, its items as shown, labelled by what was clicked."""
+    by_request = Counter(s.request_id for s in samples)
+    assert set(by_request.values()) == {1}, "a search sampled twice"
+    assert set(by_request) == set(traffic.results)
     clicks = 0
     for s in samples:
         result = traffic.results[s.request_id]
-        shown = [i.item_id for i in result.items]
-        clicked = s.item_id in traffic.clicks[s.request_id]
-        clicks += clicked
-        assert s.position == shown.index(s.item_id)
-        assert (s.label, s.action) == ((1.0, "click") if clicked else (0.0, "skipped"))
+        assert [i.item_id for i in s.items] == [i.item_id for i in result.items]
+        assert [i.shown_score for i in s.items] == [i.score for i in result.items]
+        for item in s.items:
+            clicked = item.item_id in traffic.clicks[s.request_id]
+            clicks += clicked
+            assert (item.label, item.action) == ((1.0, "click") if clicked else (0.0, "skipped"))
         assert s.model_version == result.model_version
         assert s.query == traffic.searches[s.request_id].query
-        assert s.candidates == len(shown) and s.item_text
     assert clicks == sum(len(c) for c in traffic.clicks.values()) > 0
 
 

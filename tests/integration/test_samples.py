@@ -1,4 +1,5 @@
-"""Samples on the real topic: graded labels, one per (request, item), also across a SIGKILL.
+"""Samples on the real topic: one record per published ranking with graded labels, exactly
+once, also across a SIGKILL.
 
 Samples are read as the trainer must read them: read_committed."""
 
@@ -10,16 +11,17 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from contracts import (
+    LABELS,
     ActionEvent,
     Candidate,
     RankedResult,
     SearchEvent,
+    ShownItem,
     TrainingSample,
     decode,
     encode,
 )
 from contracts.events import Action
-from state import sample_id
 from streams.tools.simulation import catalog_items
 from tests.integration.conftest import Deployment
 from tests.integration.helpers import collect
@@ -77,10 +79,17 @@ async def act(dep: Deployment, events: Iterable[tuple[str, str, Action, str | No
                 action=action, request_id=rid))
 
 
-def expected(results: dict[str, RankedResult], labels: Labels) -> dict[str, str]:
-    """sample_id -> action for every shown item of `results`."""
-    return {sample_id(rid, i.item_id): labels.get((rid, i.item_id), "skipped")
-            for rid, r in results.items() for i in r.items}
+Expected = dict[str, list[tuple[str, str]]]  # request_id -> [(item_id, action)] as shown
+
+
+def expected(results: dict[str, RankedResult], labels: Labels) -> Expected:
+    """The sample each of `results` must become: its shown items and their actions."""
+    return {rid: [(i.item_id, labels.get((rid, i.item_id), "skipped")) for i in r.items]
+            for rid, r in results.items()}
+
+
+def found(samples: list[TrainingSample]) -> Expected:
+    return {s.request_id: [(i.item_id, i.action) for i in s.items] for s in samples}
 
 
 async def read_samples(dep: Deployment, want: int, timeout: float = 60) -> list[TrainingSample]:
@@ -119,14 +128,13 @@ async def test_shown_rankings_become_samples_with_graded_labels(deployment: Depl
 
     want = expected(results, labels)
     samples = await read_samples(dep, len(want))
-    assert Counter(s.sample_id for s in samples) == Counter(want.keys())  # each exactly once
-    assert {s.sample_id: s.action for s in samples} == want
+    assert Counter(s.request_id for s in samples) == Counter(want.keys())  # each exactly once
+    assert found(samples) == want
     for s in samples:
         shown = results[s.request_id]
-        assert shown.items[s.position].item_id == s.item_id
-        assert s.shown_score == shown.items[s.position].score
-        assert s.model_version == shown.model_version and s.candidates == 6
-        assert s.query == "gift ideas"
+        assert [i.shown_score for i in s.items] == [i.score for i in shown.items]
+        assert [i.position for i in s.items] == list(range(6))
+        assert s.model_version == shown.model_version and s.query == "gift ideas"
     # Each user's samples are in the partition of the user's searches.
     async with samples_consumer(dep) as consumer:
         records = await collect(consumer, lambda recs: len(recs) >= len(want))
@@ -134,17 +142,20 @@ async def test_shown_rankings_become_samples_with_graded_labels(deployment: Depl
                for r in records)
     health = worker.get("/health/")["attribution"]
     assert health["actions_not_a_label"] == 1 and health["samples"] == len(want)
+    assert health["sample_items"] == 6 * len(want)
 
 
-def forged(result: RankedResult, labels: Labels, force: Action | None = None) -> list[bytes]:
-    """The samples a previous owner of the partition would have written for `result`."""
-    return [encode(TrainingSample(
-        sample_id=sample_id(result.request_id, i.item_id), request_id=result.request_id,
-        user_id=result.user_id, ts=1000, query="gift ideas", item_id=i.item_id, label=0.0,
-        action=force or labels.get((result.request_id, i.item_id), "skipped"),  # type: ignore[arg-type]
-        position=n, shown_score=i.score, model_version=result.model_version,
-        candidates=len(result.items),
-    )) for n, i in enumerate(result.items)]
+def forged(result: RankedResult, labels: Labels, force: Action | None = None) -> bytes:
+    """The sample a previous owner of the partition would have written for `result`."""
+    actions = [force or labels.get((result.request_id, i.item_id), "skipped")
+               for i in result.items]
+    return encode(TrainingSample(
+        request_id=result.request_id, user_id=result.user_id, ts=1000, query="gift ideas",
+        model_version=result.model_version,
+        items=[ShownItem(item_id=i.item_id, position=n, shown_score=i.score,
+                         label=LABELS[action], action=action)  # type: ignore[arg-type]
+               for n, (i, action) in enumerate(zip(result.items, actions, strict=True))],
+    ))
 
 
 async def test_a_sigkilled_worker_neither_loses_nor_repeats_samples(
@@ -183,16 +194,16 @@ async def test_a_sigkilled_worker_neither_loses_nor_repeats_samples(
     # 1. samples committed by the dead worker whose removal from its state did not survive
     previous = dep.clients.producer(transactional_id=f"{app_id}-samples-0")
     async with previous as producer, producer.transaction():
-        for value in forged(second[f"b-{done_user}"], labels):
-            await producer.send(dep.topics.samples, value, key=done_user.encode(), partition=0)
+        await producer.send(dep.topics.samples, forged(second[f"b-{done_user}"], labels),
+                            key=done_user.encode(), partition=0)
     # 2. a transaction it had begun and never committed (wrong labels, must never be seen)
     dangling = dep.clients.producer(transactional_id=f"{app_id}-samples-1")
     await dangling.start()
     try:
         await dangling.begin_transaction()
-        for value in forged(second[f"b-{open_user}"], labels, force="purchase"):
-            await (await dangling.send(dep.topics.samples, value, key=open_user.encode(),
-                                       partition=1))
+        await (await dangling.send(dep.topics.samples,
+                                   forged(second[f"b-{open_user}"], labels, force="purchase"),
+                                   key=open_user.encode(), partition=1))
         await restart_and_check(dep, slow, first, second, labels)
     finally:
         with contextlib.suppress(Exception):  # fenced by the worker, as it should be
@@ -206,8 +217,8 @@ async def restart_and_check(dep: Deployment, env: dict[str, str],
     worker = dep.start_worker(**env)  # same state folder
     want = expected({**first, **second}, labels)
     samples = await read_samples(dep, len(want), timeout=120)
-    assert Counter(s.sample_id for s in samples) == Counter(want.keys())  # none lost, none twice
-    assert {s.sample_id: s.action for s in samples} == want  # replayed actions kept their labels
+    assert Counter(s.request_id for s in samples) == Counter(want.keys())  # none lost or twice
+    assert found(samples) == want  # replayed actions kept their labels
     assert worker.get("/health/")["attribution"]["recovered_emitted"] == 1
     worker.kill()  # right after its last emissions
 
@@ -219,4 +230,4 @@ async def restart_and_check(dep: Deployment, env: dict[str, str],
     third, _ = await search_all(dep, {"c-ann": "ann"}, offset=30)
     want.update(expected(third, labels))
     again = await read_samples(dep, len(want))
-    assert Counter(s.sample_id for s in again) == Counter(want.keys())
+    assert Counter(s.request_id for s in again) == Counter(want.keys())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts import TrainingSample
+from contracts import ShownItem, TrainingSample
 from scoring.training import finetune as finetune_module
 from scoring.training.finetune import Plan, finetune
 from scoring.training.parity import ParityError
@@ -35,21 +35,25 @@ def captured(users: int = 12, rounds: int = 6) -> list[TrainingSample]:
             shown = [c.item_id for c in search.candidates]
             clicked = {a.item_id for a in shopper.react(search, shown, ts)}
             hist = history.setdefault(shopper.user_id, [])
-            for pos, item in enumerate(shown):
-                action = "click" if item in clicked else "skipped"
-                samples.append(TrainingSample(
-                    sample_id=f"{search.request_id}|{item}", request_id=search.request_id,
-                    user_id=shopper.user_id, ts=ts, query=search.query, history=hist[:10],
-                    item_id=item, item_text=TEXTS[item], label=float(item in clicked),
-                    action=action, position=pos, shown_score=0.0,  # type: ignore[arg-type]
-                    model_version="site-order", candidates=len(shown),
-                ))
+            samples.append(TrainingSample(
+                request_id=search.request_id, user_id=shopper.user_id, ts=ts,
+                query=search.query, history=hist[:10], model_version="site-order",
+                items=[ShownItem(item_id=item, position=pos, shown_score=0.0,
+                                 label=float(item in clicked),
+                                 action="click" if item in clicked else "skipped")
+                       for pos, item in enumerate(shown)],
+            ))
             hist[:0] = [TITLES[i] for i in clicked]
     random.Random(0).shuffle(samples)  # partitions interleave on the topic
     return samples
 
 
 SAMPLES = captured()
+
+
+def text(item_id: str) -> str:
+    """The catalog's text of an item (samples name items by id)."""
+    return TEXTS.get(item_id, "")
 TINY = Plan(steps=12, lists_per_step=8, min_train_lists=10, min_holdout_lists=5, rounds=200)
 
 
@@ -66,7 +70,7 @@ def test_a_run_that_does_not_win_keeps_the_champion_and_says_why(
     registry: Path, tmp_path: Path
 ) -> None:
     plan = Plan(**{**TINY.__dict__, "min_delta": 5.0})  # no gain can clear it
-    out = finetune(SAMPLES, registry / "zeroshot-minilm", registry, plan)
+    out = finetune(SAMPLES, registry / "zeroshot-minilm", registry, plan, item_text=text)
     assert not out.promoted and out.challenger is None and out.path is None
     assert out.champion.startswith("zeroshot-minilm-")
     assert "includes 5" in out.reason or "worse" in out.reason
@@ -96,13 +100,13 @@ def test_a_winner_refused_by_the_export_gate_is_not_promoted(
 
     monkeypatch.setattr(finetune_module, "_export", refuse)
     plan = Plan(**{**TINY.__dict__, "rule": "always"})
-    out = finetune(SAMPLES, registry / "zeroshot-minilm", registry, plan)
+    out = finetune(SAMPLES, registry / "zeroshot-minilm", registry, plan, item_text=text)
     assert not out.promoted and out.path is None
     assert out.reason.startswith("won the duel but the export was refused")
     assert out.decision is not None and out.decision["promote"]
 
 
 def test_too_little_data_is_a_reason_not_an_error(registry: Path) -> None:
-    out = finetune(SAMPLES[:40], registry / "zeroshot-minilm", registry, TINY)
+    out = finetune(SAMPLES[:6], registry / "zeroshot-minilm", registry, TINY, item_text=text)
     assert not out.promoted and out.reason.startswith("not enough data")
     assert not out.metrics and not out.loss_curve

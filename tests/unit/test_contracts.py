@@ -100,7 +100,8 @@ def test_topic_names_share_one_prefix() -> None:
     names = TopicNames("acme.").all()
     assert set(names.values()) == {
         "acme.events.search", "acme.events.action", "acme.catalog", "acme.recommendations",
-        "acme.samples", "acme.models", "acme.deadletter",
+        "acme.samples", "acme.models", "acme.deadletter", "acme.item-actions",
+        "acme.item-stats",
     }
     assert TopicNames().search == "streamrank.events.search"
 

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from contracts import LABELS, ActionEvent, Candidate, RankedItem, RankedResult, SearchEvent
+import numpy as np
+import pytest
+
+from contracts import (
+    LABELS,
+    ActionEvent,
+    Candidate,
+    RankedItem,
+    RankedResult,
+    SearchEvent,
+    TrainingSample,
+    decode,
+    encode,
+)
 from contracts.events import Action
-from state import DueWheel, ImpressionStore, KeyValue, RocksKV, sample_id
+from state import DueWheel, Impression, ImpressionStore, KeyValue, RocksKV
 
 WINDOW = 10_000
 TTL = 60_000
@@ -16,7 +29,8 @@ def store(kv: KeyValue, **kw: int) -> ImpressionStore:
 
 
 def show(st: ImpressionStore, rid: str, items: list[str], *, user: str = "u", ts: int = 100,
-         received: int = T0, partition: int = 0) -> RankedResult:
+         received: int = T0, partition: int = 0, features: np.ndarray | None = None,
+         spec: str = "") -> RankedResult:
     search = SearchEvent(event_id=f"e-{rid}", request_id=rid, user_id=user, ts=ts,
                          query=f"q {rid}", candidates=[Candidate(item_id=i) for i in items])
     result = RankedResult(
@@ -24,7 +38,7 @@ def show(st: ImpressionStore, rid: str, items: list[str], *, user: str = "u", ts
         published_ts=received + 5,
         items=[RankedItem(item_id=i, score=10.0 - n, rank=n + 1) for n, i in enumerate(items)],
     )
-    st.record(search, result, ["a title", "a query"], partition)
+    st.record(search, result, ["a title", "a query"], partition, features, spec)
     return result
 
 
@@ -38,13 +52,13 @@ def act(st: ImpressionStore, item: str, action: Action, *, rid: str | None = "r1
 def close_all(st: ImpressionStore, at: int, partition: int = 0) -> dict[str, dict[str, str]]:
     """Close what is due at `at`; {request_id: {item_id: action}} of the samples."""
     closing = st.close_due(partition, at)
-    out = {imp.request_id: {s.item_id: s.action for s in imp.samples(lambda i: i.upper())}
+    out = {imp.request_id: {s.item_id: s.action for s in imp.sample().items}
            for imp in closing.impressions}
     st.finish(closing, checkpoint=None)
     return out
 
 
-def test_samples_carry_the_ranking_as_shown_and_graded_labels(kv: KeyValue) -> None:
+def test_the_sample_carries_the_ranking_as_shown_and_graded_labels(kv: KeyValue) -> None:
     st = store(kv)
     show(st, "r1", ["a", "b", "c", "d"])
     assert act(st, "b", "click") == "attributed"
@@ -55,17 +69,50 @@ def test_samples_carry_the_ranking_as_shown_and_graded_labels(kv: KeyValue) -> N
     assert act(st, "a", "view") == "not_a_label"
     closing = st.close_due(0, T0 + WINDOW + 1000)
     [imp] = closing.impressions
-    samples = imp.samples(lambda item: f"text of {item}")
-    assert [(s.item_id, s.position, s.action, s.label) for s in samples] == [
+    sample = imp.sample()
+    assert decode(encode(sample), TrainingSample) == sample  # valid as written
+    assert [(s.item_id, s.position, s.action, s.label) for s in sample.items] == [
         ("a", 0, "skipped", 0.0), ("b", 1, "click", 1.0), ("c", 2, "add_to_cart", 2.0),
         ("d", 3, "purchase", 3.0),
     ]
-    first = samples[0]
-    assert (first.request_id, first.user_id, first.ts, first.query) == ("r1", "u", 100, "q r1")
-    assert first.history == ["a title", "a query"]
-    assert (first.shown_score, first.model_version, first.candidates) == (10.0, "m1", 4)
-    assert first.item_text == "text of a" and first.sample_id == "r1|a"
-    assert {s.label for s in samples} == set(LABELS.values())
+    assert (sample.request_id, sample.user_id, sample.ts, sample.query) == (
+        "r1", "u", 100, "q r1")
+    assert sample.history == ["a title", "a query"]  # once, not per item
+    assert [s.shown_score for s in sample.items] == [10.0, 9.0, 8.0, 7.0]
+    assert sample.model_version == "m1"
+    assert sample.feature_spec is None and all(s.features == [] for s in sample.items)
+    assert {s.label for s in sample.items} == set(LABELS.values())
+
+
+def test_the_logged_features_reach_the_sample_exactly(kv: KeyValue) -> None:
+    st = store(kv)
+    rng = np.random.default_rng(3)
+    # Rows in shown order, with values float32 cannot hold as short decimals.
+    features = (rng.standard_normal((3, 5)) * 10.0 ** rng.integers(-6, 6, (3, 5))).astype(
+        np.float32)
+    features[0, 0] = 0.0
+    show(st, "r1", ["a", "b", "c"], features=features, spec="1:abcd")
+    [imp] = st.close_due(0, T0 + WINDOW + 1000).impressions
+    sample = decode(encode(imp.sample()), TrainingSample)  # through the wire format
+    assert sample.feature_spec == "1:abcd"
+    logged = np.asarray([s.features for s in sample.items], dtype=np.float32)
+    assert logged.view(np.int32).tolist() == features.view(np.int32).tolist()  # bit for bit
+
+
+def test_features_must_match_the_shown_items(kv: KeyValue) -> None:
+    st = store(kv)
+    with pytest.raises(ValueError, match="shape"):
+        show(st, "r1", ["a", "b"], features=np.zeros((3, 4), np.float32), spec="1:x")
+    with pytest.raises(ValueError, match="finite"):
+        show(st, "r2", ["a"], features=np.full((1, 2), np.nan, np.float32), spec="1:x")
+
+
+def test_an_impression_kept_before_features_existed_still_reads() -> None:
+    old = (b'{"request_id":"r","user_id":"u","ts":1,"received_ts":2,"close_at":3,'
+           b'"query":"q","history":[],"model_version":"m","items":[["a",1.0]],'
+           b'"labels":{},"closed":false}')
+    imp = Impression.from_bytes(old)
+    assert imp.feature_matrix() is None and imp.sample().items[0].features == []
 
 
 def test_window_closes_only_after_its_time_and_freezes_labels(kv: KeyValue) -> None:
@@ -204,13 +251,6 @@ def test_a_tick_closes_a_bounded_number_of_samples(kv: KeyValue) -> None:
     show(st, "r2", ["a", "b"], received=T0 + 10)
     assert list(close_all(st, T0 + WINDOW + 1000)) == ["r1"]
     assert list(close_all(st, T0 + WINDOW + 1000)) == ["r2"]
-
-
-def test_sample_ids_are_unambiguous() -> None:
-    assert sample_id("r", "i") == "r|i"
-    assert sample_id("a|b", "c") != sample_id("a", "b|c")
-    assert sample_id("a|b", "c").startswith("h:")
-    assert len(sample_id("r" * 200, "i" * 200)) <= 256
 
 
 def test_impressions_survive_reopening_the_database(reopen) -> None:  # type: ignore[no-untyped-def]

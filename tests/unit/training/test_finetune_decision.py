@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contracts import LABELS, TrainingSample
+from contracts import LABELS, ShownItem, TrainingSample
 from scoring.training.challenge import decide, evaluate_scores
 from scoring.training.samples import CapturedList, build_lists
 
@@ -17,15 +17,14 @@ def held_out(n: int, seed: int = 0) -> list[CapturedList]:
     samples = []
     for k in range(n):
         clicked = int(rng.integers(N_ITEMS))
-        for pos in range(N_ITEMS):
-            action = "click" if pos == clicked else "skipped"
-            samples.append(TrainingSample(
-                sample_id=f"r{k}|i{pos}", request_id=f"r{k}", user_id=f"u{k % 7}", ts=k,
-                query="q", item_id=f"i{pos}", item_text=f"item {pos}", label=LABELS[action],
-                action=action, position=pos, shown_score=0.0, model_version="m",  # type: ignore[arg-type]
-                candidates=N_ITEMS,
-            ))
-    return build_lists(samples)[0]
+        actions = ["click" if pos == clicked else "skipped" for pos in range(N_ITEMS)]
+        samples.append(TrainingSample(
+            request_id=f"r{k}", user_id=f"u{k % 7}", ts=k, query="q", model_version="m",
+            items=[ShownItem(item_id=f"i{pos}", position=pos, shown_score=0.0,
+                             label=LABELS[action], action=action)  # type: ignore[arg-type]
+                   for pos, action in enumerate(actions)],
+        ))
+    return build_lists(samples, lambda item_id: f"item {item_id[1:]}")[0]
 
 
 def scores_finding(lists: list[CapturedList], share: float, seed: int) -> list[list[float]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from contracts import LABELS, TrainingSample
+from contracts import LABELS, ShownItem, TrainingSample
 from scoring.quality import ndcg_at
 from scoring.training.samples import (
     CapturedList,
@@ -18,35 +18,41 @@ from scoring.training.samples import (
     list_weight,
     position_propensity,
     read_samples_file,
+    with_features,
     with_positive,
     write_samples_file,
 )
 
 
 def sample(
-    request: str, item: str, position: int, action: str = "skipped", *, ts: int = 1000,
-    user: str = "u1", candidates: int = 3, query: str = "gift",
+    request: str, shown: list[tuple[str, str]] | list[str], *, ts: int = 1000,
+    user: str = "u1", query: str = "gift", features: list[list[float]] | None = None,
+    spec: str | None = None,
 ) -> TrainingSample:
+    """One closed impression: `shown` in shown order, (item, action) or item (skipped)."""
+    pairs = [(x, "skipped") if isinstance(x, str) else x for x in shown]
     return TrainingSample(
-        sample_id=f"{request}|{item}", request_id=request, user_id=user, ts=ts, query=query,
-        history=["Trail running shoes", "gift"], item_id=item, item_text=f"text of {item}",
-        label=LABELS[action], action=action,  # type: ignore[arg-type]
-        position=position, shown_score=1.0 - position / 10, model_version="zeroshot-x",
-        candidates=candidates,
+        request_id=request, user_id=user, ts=ts, query=query,
+        history=["Trail running shoes", "gift"], model_version="zeroshot-x",
+        feature_spec=spec,
+        items=[ShownItem(item_id=item, position=pos, shown_score=1.0 - pos / 10,
+                         label=LABELS[action], action=action,  # type: ignore[arg-type]
+                         features=features[pos] if features else [])
+               for pos, (item, action) in enumerate(pairs)],
     )
 
 
-def test_lists_group_by_request_in_shown_order_with_graded_labels() -> None:
+def text(item_id: str) -> str:
+    return f"text of {item_id}"
+
+
+def test_one_list_per_sample_in_shown_order_with_graded_labels_and_catalog_texts() -> None:
     samples = [
-        sample("r2", "c", 2, ts=2000),
-        sample("r1", "b", 1, "purchase"),
-        sample("r1", "a", 0),
-        sample("r1", "c", 2, "click"),
-        sample("r1", "b", 1, "purchase"),  # a redelivered record
-        sample("r2", "a", 0, ts=2000),
-        sample("r2", "b", 1, ts=2000),
+        sample("r2", ["a", "b", "c"], ts=2000),
+        sample("r1", ["a", ("b", "purchase"), ("c", "click")]),
+        sample("r1", ["a", ("b", "purchase"), ("c", "click")]),  # a redelivered record
     ]
-    lists, stats = build_lists(samples)
+    lists, stats = build_lists(samples, text)
     assert [c.request_id for c in lists] == ["r1", "r2"]  # oldest first
     first = lists[0]
     assert first.ranked.items == (("a", "text of a"), ("b", "text of b"), ("c", "text of c"))
@@ -54,20 +60,46 @@ def test_lists_group_by_request_in_shown_order_with_graded_labels() -> None:
     assert first.positions == (0, 1, 2)
     assert first.ranked.query == "gift"
     assert first.ranked.history == ("Trail running shoes", "gift")
-    assert first.model_version == "zeroshot-x" and first.complete
-    assert stats.samples == 7 and stats.duplicates == 1 and stats.lists == 2
-    assert stats.without_positive == 1 and stats.partial == 0
+    assert first.model_version == "zeroshot-x" and first.features is None
+    assert stats.samples == 3 and stats.duplicates == 1 and stats.lists == 2
+    assert stats.without_positive == 1 and stats.with_features == 0
     assert [c.request_id for c in with_positive(lists)] == ["r1"]
+    # Without a catalog the items are trained on their ids alone (empty texts).
+    assert build_lists(samples)[0][0].ranked.items[0] == ("a", "")
 
 
-def test_a_list_missing_some_shown_items_is_counted_partial() -> None:
-    lists, stats = build_lists([sample("r1", "a", 0, "click", candidates=3)])
-    assert not lists[0].complete and stats.partial == 1
+def test_logged_features_become_the_lists_matrix_in_shown_order() -> None:
+    rows = [[0.5, 1.0], [0.25, -2.0], [3.0, 0.0]]
+    lists, stats = build_lists([
+        sample("r1", ["a", ("b", "click"), "c"], features=rows, spec="1:aa"),
+        sample("r2", ["a", "b"], ts=2000, features=rows[:2], spec="1:bb"),
+        sample("r3", ["a"], ts=3000),
+    ])
+    assert lists[0].features is not None and lists[0].features.dtype == np.float32
+    assert lists[0].features.tolist() == rows and lists[0].feature_spec == "1:aa"
+    assert lists[2].features is None and lists[2].feature_spec is None
+    assert stats.with_features == 2 and stats.feature_specs == {"1:aa": 1, "1:bb": 1}
+    assert [c.request_id for c in with_features(lists, "1:bb")] == ["r2"]
+
+
+def test_a_sample_must_be_consistent() -> None:
+    with pytest.raises(ValueError, match="shown order"):
+        TrainingSample.model_validate({
+            "request_id": "r", "user_id": "u", "ts": 1, "query": "q", "model_version": "m",
+            "items": [{"item_id": "a", "position": 1, "shown_score": 0.0, "label": 0.0}]})
+    with pytest.raises(ValueError, match="feature_spec"):
+        sample("r", ["a"], features=[[1.0]])
+    with pytest.raises(ValueError, match="lengths"):
+        sample("r", ["a", "b"], features=[[1.0], [1.0, 2.0]], spec="1:x")
+    with pytest.raises(ValueError, match="label"):
+        TrainingSample(request_id="r", user_id="u", ts=1, query="q", model_version="m",
+                       items=[ShownItem(item_id="a", position=0, shown_score=0.0, label=2.0,
+                                        action="click")])
 
 
 def captured(n: int, *, ts_of: dict[int, int] | None = None) -> list[CapturedList]:
     samples = [
-        sample(f"r{k:03d}", "a", 0, "click", ts=(ts_of or {}).get(k, 1000 + k), candidates=1)
+        sample(f"r{k:03d}", [("a", "click")], ts=(ts_of or {}).get(k, 1000 + k))
         for k in range(n)
     ]
     return build_lists(samples)[0]
@@ -109,10 +141,9 @@ def simulated_clicks(theta: list[float], seed: int = 0) -> list[CapturedList]:
         items.sort(key=lambda i: (i not in relevant, rng.random()))  # relevant first, mostly
         if rng.random() < 0.5:
             rng.shuffle(items)
-        for pos, item in enumerate(items):
-            click = item in relevant and rng.random() < theta[pos]
-            samples.append(sample(f"r{n}", f"i{item}", pos, "click" if click else "skipped",
-                                  ts=n, user=user, candidates=len(theta)))
+        shown = [(f"i{item}", "click" if item in relevant and rng.random() < theta[pos]
+                  else "skipped") for pos, item in enumerate(items)]
+        samples.append(sample(f"r{n}", shown, ts=n, user=user))
     return build_lists(samples)[0]
 
 
@@ -129,14 +160,12 @@ def test_em_recovers_the_examination_curve_that_ctr_by_position_overstates() -> 
 
 
 def test_propensity_without_any_click_is_flat() -> None:
-    lists, _ = build_lists([sample("r1", "a", 0), sample("r1", "b", 1), sample("r1", "c", 2)])
+    lists, _ = build_lists([sample("r1", ["a", "b", "c"])])
     assert position_propensity(lists).tolist() == [1.0, 1.0, 1.0]
 
 
 def test_ips_labels_divide_the_ndcg_gain_by_the_propensity() -> None:
-    lists, _ = build_lists([
-        sample("r1", "a", 0, "click"), sample("r1", "b", 1), sample("r1", "c", 2, "purchase"),
-    ])
+    lists, _ = build_lists([sample("r1", [("a", "click"), "b", ("c", "purchase")])])
     propensity = np.array([1.0, 0.5, 0.25])
     labels = ips_labels(lists[0], propensity)
     np.testing.assert_allclose(2.0**labels - 1.0, [1.0, 0.0, 7.0 / 0.25])
@@ -150,20 +179,20 @@ def test_ips_labels_divide_the_ndcg_gain_by_the_propensity() -> None:
 
 
 def test_samples_file_round_trip_and_errors(tmp_path: Path) -> None:
-    samples = [sample("r1", "a", 0, "click"), sample("r1", "b", 1)]
+    samples = [sample("r1", [("a", "click"), "b"], features=[[1.5], [0.1]], spec="1:x"),
+               sample("r2", ["b"])]
     path = tmp_path / "s" / "samples.jsonl"
     assert write_samples_file(path, samples) == 2
     assert read_samples_file(path) == samples
-    path.write_bytes(path.read_bytes() + b'\n{"sample_id": "x"}\n')
+    path.write_bytes(path.read_bytes() + b'\n{"request_id": "x"}\n')
     with pytest.raises(ValueError, match=r"samples.jsonl:4: invalid"):
         read_samples_file(path)
 
 
 def test_a_list_stands_for_as_many_searches_as_its_clicks_were_unlikely_seen() -> None:
     lists, _ = build_lists([
-        sample("r1", "a", 0, "click"), sample("r1", "b", 1), sample("r1", "c", 2, "click"),
-        sample("r2", "a", 0, ts=2000), sample("r2", "b", 1, ts=2000),
-        sample("r2", "c", 2, ts=2000),
+        sample("r1", [("a", "click"), "b", ("c", "click")]),
+        sample("r2", ["a", "b", "c"], ts=2000),
     ])
     propensity = np.array([1.0, 0.5, 0.25])
     assert list_weight(lists[0], propensity) == pytest.approx((1.0 + 4.0) / 2)
