@@ -14,8 +14,10 @@ changelog already held its effect when the worker crashed before committing, or 
 agent re-forwarded it after its own crash) carries an offset at or below that mark and is
 skipped. Within one action partition the forwards of an item arrive in offset order (one
 producer at a time per partition, ordered per item partition), so a mark never hides an action
-that was not applied. The same action sent twice by the site (one event_id, two offsets) is
-caught by a ring of the item's last RING event-id hashes, as the user's interaction set does.
+that was not applied. The same action sent twice by the site (one event_id, two offsets, e.g.
+a producer's retry) is caught by a ring of the item's last RING event-id hashes, as the
+user's interaction set catches it in the user's last 64: a copy sent after RING other actions
+on the same item counts twice.
 
 Stored value (little-endian): magic "SRIT", format, sources n (uint16), seq (int64) | n x
 (partition int32, offset int64) | ring of RING event-id hashes (int64, 0 = empty) | the
@@ -43,7 +45,7 @@ _MAGIC = b"SRIT"
 _FORMAT = 1
 _HEAD = struct.Struct("<4sBxHq")
 _SOURCE = struct.Struct("<iq")
-RING = 16  # recent event ids per item: a repeat from the site is usually seconds apart
+RING = 32  # recent event ids per item: a producer's retry follows its original closely
 
 
 def layout_id(layout: ItemStatsLayout = LAYOUT) -> str:

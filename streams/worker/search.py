@@ -33,6 +33,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def reads_behaviour(scorer: object) -> bool:
+    """Whether `scorer` builds behaviour features (the hybrid keeps its version's spec): only
+    then is a search's behaviour gathered, a text scorer would not read it."""
+    return isinstance(getattr(scorer, "spec", None), BehaviourSpec)
+
+
 def spec_id(spec: BehaviourSpec) -> str:
     """A behaviour spec's name in a sample: its version and a digest of its feature names
     (two specs of one version with other windows name other features)."""
@@ -97,8 +103,9 @@ class SearchHandler:
         history = self.history(search.user_id)
         items: list[Item | None] = [self.catalog.get(c.item_id) for c in candidates]
         gathering = time.perf_counter()
-        behaviour = (None if self.behaviour is None
-                     else self.behaviour.inputs(search, candidates, items))
+        behaviour = (self.behaviour.inputs(search, candidates, items)
+                     if self.behaviour is not None and reads_behaviour(self.batcher.slot.current)
+                     else None)
         behaviour_s = time.perf_counter() - gathering
         request = ScoreRequest(
             query=search.query,

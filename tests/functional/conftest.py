@@ -43,7 +43,10 @@ class Outbox:
 
     def take(self, topic: Any) -> list[Sent]:
         """What was sent to `topic` since the last take, removed from the outbox."""
-        return self.sent.pop(topic.get_topic_name(), [])
+        bucket = self.sent.get(topic.get_topic_name(), [])
+        taken = list(bucket)
+        bucket.clear()  # the capture keeps appending to this very list
+        return taken
 
 
 @pytest.fixture
