@@ -26,7 +26,7 @@ from streams.worker.behaviour_state import BehaviourState
 from streams.worker.broker_watch import BrokerWatch
 from streams.worker.catalog_replica import CatalogReplica
 from streams.worker.channels import Topics
-from streams.worker.deadline import DeadlineAnswerer, DeadlinePolicy
+from streams.worker.deadline import STALE, DeadlineAnswerer, DeadlinePolicy
 from streams.worker.intake import Intake
 from streams.worker.metrics import (
     CONTENT_TYPE,
@@ -240,9 +240,13 @@ class StreamrankApp:
                 continue
             result = answer.result
             kept = time.perf_counter()
-            # Kept before it is published: an action citing it then always finds it.
-            self.attribution.on_search(search, result, answer.history, event.message.partition,
-                                       answer.features, answer.feature_spec)
+            # Kept before it is published: an action citing it then always finds it. Not a
+            # search shed as stale: unscored, it teaches nothing, and its table writes are what
+            # a worker catching up cannot afford (streams/worker/deadline.py).
+            if answer.outcome.reason != STALE:
+                self.attribution.on_search(search, result, answer.history,
+                                           event.message.partition, answer.features,
+                                           answer.feature_spec)
             state_s = answer.state_s + time.perf_counter() - kept
             sending = time.perf_counter()
             await self.results.publish(result)  # acknowledged before the next search
