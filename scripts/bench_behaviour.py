@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from contracts import ActionEvent, Candidate, Item, SearchEvent
+from contracts import ActionEvent, Candidate, Item, SearchEvent, encode
+from contracts.events import Action
 from contracts.ids import item_hash
 from scoring.behaviour import build
 from scoring.behaviour_spec import BehaviourSpec
@@ -31,7 +32,7 @@ from streams.worker.item_stats_replica import ItemStatsReplica
 from streams.worker.item_stats_table import ItemStatsTable
 
 NOW = 1_700_000_000_000
-ACTIONS = ("view", "click", "add_to_cart", "purchase")
+ACTIONS: tuple[Action, ...] = ("view", "click", "add_to_cart", "purchase")
 
 
 def percentiles(ms: list[float]) -> str:
@@ -68,11 +69,12 @@ def main() -> None:
                 record = table.apply(ActionEvent(
                     event_id=f"i{n}-{k}", user_id="x", ts=NOW - rng.randrange(10**9),
                     item_id=item_id, action=rng.choice(ACTIONS)))
-                assert record is not None
-            replica.apply_record(item_id.encode(), record.model_dump_json().encode())
+                if record is not None:
+                    replica.apply_record(item_id.encode(), encode(record))
         print(f"state: {args.items} items with statistics in "
               f"{time.perf_counter() - started:.1f} s")
-        interactions = InteractionStore(RocksKV(root / "users"), retained=args.retained)
+        users_kv = RocksKV(root / "users")
+        interactions = InteractionStore(users_kv, retained=args.retained)
         started = time.perf_counter()
         for u in range(args.users):
             for k in range(args.retained):
@@ -85,7 +87,7 @@ def main() -> None:
         print(f"interactions: {applied} actions applied in {time.perf_counter() - started:.1f}"
               f" s ({1e3 * (time.perf_counter() - started) / applied:.3f} ms per action at up "
               f"to {args.retained} retained); record "
-              f"{len(RocksKV(root / 'users')['user-0']) / 1e3:.1f} kB")
+              f"{len(users_kv['user-0']) / 1e3:.1f} kB")
         spec = BehaviourSpec(neighbours=args.neighbours, retained=args.retained)
         neighbours = Neighbours.from_lists(
             {item_hash(i): [(item_hash(ids[rng.randrange(args.items)]), rng.random())

@@ -9,6 +9,8 @@ an item's statistics back. Records of another layout (a rolling upgrade that cha
 skipped until the item's next action republishes it in this worker's layout.
 
 Stored value: seq int64, as-of ts int64, then the float64 vector: read with one np.frombuffer.
+Every search reads its candidates' vectors, so the hot ones are also kept decoded in memory
+(at most CACHED items; a record that changes an item replaces its entry).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from streams.worker.replica import TopicReplica
 log = logging.getLogger(__name__)
 
 _HEAD = struct.Struct("<qq")
+CACHED = 100_000  # decoded vectors kept in memory (~0.3 kB each with the default layout)
 
 
 class ItemStatsReplica(TopicReplica):
@@ -52,11 +55,14 @@ class ItemStatsReplica(TopicReplica):
         self.layout_id = layout_id(layout)
         self.max_bytes = max_bytes
         self.other_layout = 0  # records skipped for another layout
+        self._cache: dict[str, Vector | None] = {}
 
     def apply_record(self, key: bytes | None, value: bytes | None) -> bool:
         if value is None:
             if key is not None:  # a tombstone: the item's statistics are gone
-                self.stats.pop(key.decode(errors="replace"), None)
+                item_id = key.decode(errors="replace")
+                self.stats.pop(item_id, None)
+                self._cache.pop(item_id, None)
             return True
         try:
             record = decode(value, ItemStatsRecord, self.max_bytes)
@@ -72,6 +78,7 @@ class ItemStatsReplica(TopicReplica):
             return True  # older than what is here
         vector = np.asarray(record.values, dtype="<f8")
         self.stats[record.item_id] = _HEAD.pack(record.seq, record.ts) + vector.tobytes()
+        self._cache.pop(record.item_id, None)
         return True
 
     def size(self) -> int:
@@ -83,10 +90,17 @@ class ItemStatsReplica(TopicReplica):
         return 0 if raw is None else int(_HEAD.unpack_from(raw, 0)[0])
 
     def vector(self, item_id: str) -> Vector | None:
+        try:
+            return self._cache[item_id]
+        except KeyError:
+            pass
         raw = self.stats.get(item_id)
-        if raw is None:
-            return None
-        return np.frombuffer(raw, dtype="<f8", count=self.layout.size, offset=_HEAD.size)
+        vector = None if raw is None else np.frombuffer(
+            raw, dtype="<f8", count=self.layout.size, offset=_HEAD.size)
+        if len(self._cache) >= CACHED:
+            self._cache.clear()  # cheaper than an LRU per read; the hot items come back
+        self._cache[item_id] = vector
+        return vector
 
     def read(self, item_ids: Sequence[str], now: int) -> ItemStatsReading:
         """The candidates' statistics at `now` (the search's event time)."""
