@@ -17,6 +17,7 @@ scoring/behaviour.py computes every feature; docs/models.md describes each one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,13 @@ class BehaviourSpec:
     @property
     def size(self) -> int:
         return len(self.names)
+
+    @property
+    def id(self) -> str:
+        """The spec's name where features are logged (TrainingSample.feature_spec): its version
+        and a digest of its feature names (specs of one version with other windows differ)."""
+        digest = hashlib.sha256(",".join(self.names).encode()).hexdigest()[:8]
+        return f"{self.version}:{digest}"
 
     def index(self, name: str) -> int:
         return self.names.index(name)

@@ -10,7 +10,6 @@ order so that the impression logs exactly what the model saw.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from typing import NamedTuple
@@ -37,13 +36,6 @@ def reads_behaviour(scorer: object) -> bool:
     """Whether `scorer` builds behaviour features (the hybrid keeps its version's spec): only
     then is a search's behaviour gathered, a text scorer would not read it."""
     return isinstance(getattr(scorer, "spec", None), BehaviourSpec)
-
-
-def spec_id(spec: BehaviourSpec) -> str:
-    """A behaviour spec's name in a sample: its version and a digest of its feature names
-    (two specs of one version with other windows name other features)."""
-    names = ",".join(spec.names)
-    return f"{spec.version}:{hashlib.sha256(names.encode()).hexdigest()[:8]}"
 
 
 class Answer(NamedTuple):
@@ -127,7 +119,7 @@ class SearchHandler:
             if outcome.features is not None and outcome.behaviour_spec is not None:
                 features = shown_rows(outcome.features, [c.item_id for c in candidates],
                                       items_out)
-                spec = spec_id(outcome.behaviour_spec)
+                spec = outcome.behaviour_spec.id
         result = RankedResult(
             request_id=search.request_id,
             user_id=search.user_id,

@@ -35,7 +35,6 @@ from state.item_stats import LAYOUT, ItemStatsReading
 from streams.tools.simulation import catalog_items
 from streams.worker.app import StreamrankApp
 from streams.worker.behaviour_source import BehaviourSource, item_attributes
-from streams.worker.search import spec_id
 from tests.functional.conftest import Outbox, load_catalog, relay_item_stats
 from tests.functional.test_attribution import Ends, MemoryLog, after_window, tick
 from tests.unit.scoring.conftest import FAKE_VARIANT
@@ -203,7 +202,7 @@ async def test_the_sample_carries_the_features_the_scorer_built_and_they_equal_o
     assert sorted(samples) == ["r-ann", "r-bob", "r-new"]
     for event in searches:
         sample = samples[event.request_id]
-        assert sample.feature_spec == spec_id(SPEC) and sample.model_version == "behaviour-fake-1"
+        assert sample.feature_spec == SPEC.id and sample.model_version == "behaviour-fake-1"
         logged = np.asarray([i.features for i in sample.items], dtype=np.float32)
         want = offline_features(event)  # rows in the search's candidate order
         order = [[c.item_id for c in event.candidates].index(i.item_id) for i in sample.items]
