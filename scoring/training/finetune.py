@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contracts import TrainingSample
@@ -42,6 +43,7 @@ from scoring.training.samples import (
     holdout_split,
     no_text,
     position_propensity,
+    with_features,
     with_positive,
 )
 
@@ -69,6 +71,7 @@ class Plan:
     min_delta: float = 0.0
     rounds: int = 1000  # bootstrap resamples
     init: Path | None = None  # start here instead of the champion / base
+    epochs: int = 8  # hybrid: at most this many epochs (early stopping on validation)
 
     def __post_init__(self) -> None:
         # A kind name from the command line becomes the enum; a cascade is assembled, not
@@ -176,6 +179,11 @@ def _export(
     plan: Plan, modules: tuple[Any, ...], models_dir: Path, spec: FeatureSpec,
     metrics: dict[str, Any], parent: str,
 ) -> Path:
+    if plan.kind is ModelKind.HYBRID:
+        from scoring.training.finetune_hybrid import export
+
+        start, fit = modules
+        return export(start, fit, models_dir, metrics, parent)
     if plan.kind is ModelKind.EMBED:
         manifest = export_embed(*modules, models_dir=models_dir, spec=spec, metrics=metrics,
                                 parent=parent)
@@ -207,8 +215,21 @@ def finetune(
         out.reason = f"not enough data: {len(lists)} lists from {stats.samples} samples"
         return out
     labelled = with_positive(lists)
+    hybrid = None
+    if plan.kind is ModelKind.HYBRID:
+        from scoring.training.finetune_hybrid import hybrid_start
+
+        found = hybrid_start(plan.init, champion)
+        if isinstance(found, str):
+            out.reason = found
+            return out
+        hybrid = found
+        # Features of another spec mean other things: only this spec's lists are usable.
+        labelled = with_features(labelled, hybrid.spec.id)
+        out.data["feature_spec"] = hybrid.spec.id
     if len(labelled) < 2:
-        out.reason = f"not enough data: {len(labelled)} lists with a positive label"
+        out.reason = f"not enough data: {len(labelled)} lists with a positive label" + (
+            f" and features of spec {hybrid.spec.id}" if hybrid else "")
         return out
     # The split counts lists with a positive: searches nobody acted on teach and test nothing
     # (they only inform the propensities), and a quiet recent hour must not empty the holdout.
@@ -224,16 +245,23 @@ def finetune(
     propensity = position_propensity([c for c in lists if c.ts < boundary])
     out.propensity = [round(float(p), 4) for p in propensity]
 
-    init, parent, spec = _start(plan, champion)
+    if hybrid is None:
+        init, parent, spec = _start(plan, champion)
+        score_fn, modules, out.train, out.loss_curve = _train(
+            plan, [c.ranked for c in train_lists], init, spec, progress
+        )
+    else:
+        from scoring.training.finetune_hybrid import train_hybrid
+
+        parent, spec = hybrid.version, FeatureSpec()
+        fit, hybrid_rows = train_hybrid(hybrid, train_lists, held, hybrid_config(plan))
+        modules, out.train = (hybrid, fit), fit.report
     out.parent = parent
-    score_fn, modules, out.train, out.loss_curve = _train(
-        plan, [c.ranked for c in train_lists], init, spec, progress
-    )
     seconds["train"] = round(time.perf_counter() - clock, 2)
 
     mark = time.perf_counter()
-    version, champ_scores = score_with_registry(registry, champion, held, plan.device)
-    rows = [np.asarray(score_fn(c.ranked)) for c in tqdm(
+    version, champ_scores = _champion_scores(registry, champion, hybrid, held, plan)
+    rows = hybrid_rows if hybrid is not None else [np.asarray(score_fn(c.ranked)) for c in tqdm(
         held, desc="scoring held-out", unit="list", disable=not progress)]
     champ = evaluate_scores(version, held, champ_scores, propensity, rounds=plan.rounds,
                             seed=plan.seed)
@@ -253,6 +281,31 @@ def finetune(
     seconds["total"] = round(time.perf_counter() - clock, 2)
     out.seconds = seconds
     return out
+
+
+def hybrid_config(plan: Plan) -> Any:
+    """The hybrid's budget from the run's flags (steps: the encoder's top-layer fine-tuning,
+    only with --train-encoder)."""
+    from scoring.training.hybrid_fit import HybridConfig
+
+    return HybridConfig(epochs=plan.epochs, batch=plan.lists_per_step,
+                        lr=plan.lr if plan.lr is not None else HybridConfig.lr, seed=plan.seed,
+                        finetune_steps=plan.steps if plan.train_encoder else 0)
+
+
+def _champion_scores(
+    registry: ModelRegistry, champion: Path, hybrid: Any, held: Sequence[CapturedList],
+    plan: Plan,
+) -> tuple[str, Sequence[Sequence[float] | npt.NDArray[np.floating]]]:
+    """A hybrid champion of the challenger's spec is scored on the logged features (torch);
+    any other by its served graphs, which read no features."""
+    if hybrid is not None:
+        from scoring.training.finetune_hybrid import champion_scores
+
+        found = champion_scores(champion, hybrid.spec, held, hybrid_config(plan).history_items)
+        if found is not None:
+            return found
+    return score_with_registry(registry, champion, held, plan.device)
 
 
 def _promote(

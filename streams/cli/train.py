@@ -68,7 +68,12 @@ def add_parser(sub: Any) -> None:
     model.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                        help="where torch trains")
     model.add_argument("--train-encoder", action="store_true",
-                       help="embed: tune the text encoder too, not only the head")
+                       help="embed: tune the text encoder too, not only the head; hybrid: "
+                            "also the encoder's top layer, for --steps steps")
+    model.add_argument("--epochs", type=int, default=8,
+                       help="hybrid: at most this many epochs over the training lists "
+                            "(early stopping on the latest 10%% by time); --lists-per-step "
+                            "is its batch")
     duel = p.add_argument_group("promotion")
     duel.add_argument("--holdout", type=float, default=0.2,
                       help="share of the most recent lists held out for the comparison")
@@ -166,7 +171,7 @@ def train_once(args: argparse.Namespace, settings: Settings) -> int:
         holdout=args.holdout, min_train_lists=args.min_train_lists,
         min_holdout_lists=args.min_holdout_lists, weighted=not args.plain, rule=args.rule,
         min_delta=args.min_gain, rounds=args.bootstrap_rounds,
-        init=registry.find(args.init) if args.init else None,
+        init=registry.find(args.init) if args.init else None, epochs=args.epochs,
     )
     texts = _item_texts(args, settings)
     print(f"{len(samples)} samples, {len(texts)} catalog items; champion {champion.name}",
