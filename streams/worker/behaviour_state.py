@@ -125,5 +125,13 @@ class BehaviourState:
             async def get(self, request: Request, item_id: str) -> Response:
                 return self.json(outer.item_view(item_id, now_ms()))
 
+        @app.page("/users/{user_id}/interactions/")
+        class UserInteractionsView(View):
+            # Local read: with several workers, ask the one that owns the user's partition.
+            async def get(self, request: Request, user_id: str) -> Response:
+                cols = outer.interactions.columns(user_id)
+                return self.json({"user_id": user_id, "events": cols.events,
+                                  "retained": len(cols), "last_ts": cols.last_ts})
+
 
 __all__ = ["BehaviourState"]

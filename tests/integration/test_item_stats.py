@@ -1,6 +1,7 @@
 """Item statistics through the real broker: actions are keyed by user, yet every worker ends up
 with every item's statistics across all users, exactly (not at least) once per action, also
-after one worker is SIGKILLed mid-stream and when a worker starts from an empty state folder."""
+after one worker is SIGKILLed mid-stream (its users' interaction sets recovered from the
+changelog) and when a worker starts from an empty state folder."""
 
 from __future__ import annotations
 
@@ -87,6 +88,11 @@ async def test_item_statistics_reach_every_worker_exactly(deployment: Deployment
         await publish(dep, more[200:])
         want = tally(sent + more)
         await second.wait_for(lambda w: held(w) == want, "statistics after the crash", 180)
+        # The dead worker's users moved too: their interaction sets came from the changelog.
+        per_user = Counter(a.user_id for a in {a.event_id: a for a in sent + more}.values())
+        await second.wait_for(
+            lambda w: all(w.get(f"/users/{u}/interactions/")["events"] == n
+                          for u, n in per_user.items()), "every user's interactions", 120)
 
         # A worker with an empty state folder reads the compacted topic whole before ready.
         third = second_worker(dep, "third")
