@@ -137,8 +137,8 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._inflight: list[_Entry] = []
         self._idle: deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = deque()
-        # Candidate pairs the scorer gets through per second (EWMA over batches); None until
-        # the first batch: then nothing is refused for want of time.
+        # Candidate pairs the scorer gets through per second (EWMA over well-filled batches);
+        # None until one ran: then nothing is refused for want of time.
         self.pairs_per_s: float | None = None
         # Counters for metrics.
         self.dispatched = 0  # batches handed to the scorer
@@ -332,7 +332,9 @@ class MicroBatcher:
             return
         pairs = sum(e.pairs for e in live)
         elapsed = self.clock.now() - started
-        if elapsed > 0:
+        # The pace of well-filled batches only: what the work queued ahead will run as (a lone
+        # search pays a whole run's fixed costs, and would make the estimate pessimistic).
+        if elapsed > 0 and 2 * pairs >= self.max_batch_pairs:
             pace = pairs / elapsed
             self.pairs_per_s = pace if self.pairs_per_s is None else (
                 PACE_WEIGHT * pace + (1 - PACE_WEIGHT) * self.pairs_per_s)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scoring.kinds import LEARNED_KINDS, kind_names
+from scoring.kinds import LEARNED_KINDS, ModelKind, kind_names
 from streams.cli.options import duration, existing_path, names, positive_ints
 
 if TYPE_CHECKING:
@@ -15,10 +15,14 @@ if TYPE_CHECKING:
 BACKENDS = ["torch", "fp32", "int8", "fp16"]
 
 PIPELINE = """\
-Searches per second and latency through a real broker and worker on this machine: a throwaway
-Kafka broker on --port (needs Java 17), a worker with the configured model, and --items
-products from a product file (CSV, gzip allowed: name, manufacturer, short_description, as
-the Retrotech catalog). Prints a table; --out also writes OUT.md and OUT.json."""
+What a deployment lives with, through a real broker and one worker on this machine (a
+throwaway Kafka broker, needs Java 17), on the model and product texts of `bench scorer`: the
+scorer alone; catalog warm-up of --items products; sustained capacity through Kafka with the
+learning loop on (open-loop steps at rising rates until p99 exceeds --slo or anything is
+degraded) and where the time goes; a burst while --new-items warm; action ingest; POST /rank's
+added latency; --overload at 3x capacity and the time to recover; the worker's memory
+throughout. Prints markdown; --out also writes OUT.md and OUT.json (a top-level `capacity`
+object for tools). Takes 10-20 minutes."""
 
 SCORER = """\
 Each model kind's scoring speed by backend, without Kafka: torch eager against ONNX Runtime
@@ -37,11 +41,31 @@ def add_parser(sub: Any) -> None:
                             description=PIPELINE)
     pipe.add_argument("--products", type=existing_path, required=True, metavar="FILE",
                       help="product CSV(.gz) to build the catalog from")
-    pipe.add_argument("--port", type=int, default=9092, help="the throwaway broker's port")
+    pipe.add_argument("--kind", choices=kind_names(), default=ModelKind.EMBED.value,
+                      help="model kind the worker serves (its newest version, or "
+                      "STREAMRANK_MODEL_VERSION)")
+    pipe.add_argument("--port", type=int, default=0,
+                      help="the throwaway broker's port (0: a free one)")
     pipe.add_argument("--items", type=int, default=3000, help="catalog size")
+    pipe.add_argument("--new-items", type=int, default=3000,
+                      help="items added (and warmed) during the burst")
     pipe.add_argument("--users", type=int, default=200, help="simulated users")
-    pipe.add_argument("--searches", type=int, default=1000, help="searches per phase")
     pipe.add_argument("--candidates", type=int, default=50, help="candidates per search")
+    pipe.add_argument("--slo", dest="slo_s", type=duration, default="50ms", metavar="DURATION",
+                      help="p99 latency target that defines capacity")
+    pipe.add_argument("--step", dest="step_s", type=duration, default="15s",
+                      metavar="DURATION", help="length of each capacity step")
+    pipe.add_argument("--burst", type=int, default=1000,
+                      help="searches sent while the new items warm (at half capacity)")
+    pipe.add_argument("--actions", type=int, default=30_000, help="actions in the ingest phase")
+    pipe.add_argument("--overload", dest="overload_s", type=duration, default="60s",
+                      metavar="DURATION", help="how long 3x capacity is offered")
+    pipe.add_argument("--deadline", dest="deadline_s", type=duration, default="200ms",
+                      metavar="DURATION", help="the worker's search deadline "
+                      "(STREAMRANK_SEARCH_DEADLINE_MS)")
+    pipe.add_argument("--max-age", dest="max_age_s", type=duration, default="300ms",
+                      metavar="DURATION", help="the worker's age limit "
+                      "(STREAMRANK_SEARCH_MAX_AGE_MS)")
     pipe.add_argument("--out", type=Path, default=None, metavar="PREFIX",
                       help="also write PREFIX.md and PREFIX.json")
 
@@ -75,12 +99,16 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.what == "scorer":
         return _scorer(args, settings)
-    from streams.tools.pipeline_bench import run_pipeline_bench
+    from streams.kafka.broker_config import free_port
+    from streams.tools.pipeline_bench import Options, run_pipeline_bench
 
-    return run_pipeline_bench(
-        settings, port=args.port, products=args.products, items=args.items,
-        users=args.users, searches=args.searches, candidates=args.candidates, out=args.out,
-    )
+    return run_pipeline_bench(settings, Options(
+        products=args.products, kind=ModelKind(args.kind), port=args.port or free_port(),
+        items=args.items, new_items=args.new_items, users=args.users,
+        candidates=args.candidates, slo_ms=args.slo_s * 1000, step_s=args.step_s,
+        burst=args.burst, actions=args.actions, overload_s=args.overload_s,
+        deadline_ms=args.deadline_s * 1000, max_age_ms=args.max_age_s * 1000, out=args.out,
+    ))
 
 
 def _scorer(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,211 +1,202 @@
-"""`streamrank bench pipeline`: searches/s and latency through a real broker and worker.
+"""`streamrank bench pipeline`: what a deployment lives with, through a real broker and worker.
 
-Real product text (the retrotech Best Buy catalogue when present, else the built-in one),
-50 candidates per search, users with history. Three phases on the same worker:
-  cold        every item's first appearance: the item-embedding cache fills;
-  throughput  all searches published at once: searches/s the worker sustains;
-  half load   searches paced at half that rate: end-to-end latency p50/p99.
-Latency is measured from the moment the producer's send is acknowledged to the moment the
-result is read, on one clock; the worker's own share is published_ts - received_ts.
-Searches go through the client library (streams/client) and products through
-streams/tools/products.py: the bench scores the text the worker scores.
+One run, on the same model version and product texts as `bench scorer` (embed by default, its
+variant decided at load as a worker decides it, 50 candidates, real product titles):
+
+1. scorer alone: the micro-batcher's capacity at the SLO in this process (bench scorer's
+   method), before the worker starts, on the same catalog;
+2. catalog warm-up: --items products published to a fresh worker, timed until every one is
+   embedded; users get a history;
+3. sustained capacity through Kafka: open-loop steps at rising rates with the learning loop on
+   (clicks on a tenth of the results, impressions closing after a short attribution window,
+   samples written) until p99 (producer acknowledgement to result read) exceeds --slo or
+   anything is degraded; the per-stage times of the last step that held;
+4. a burst of --burst searches at half that capacity while --new-items items warm;
+5. action ingest with attribution on;
+6. POST /rank at half capacity: the latency it adds over the worker's own time;
+7. overload: 3x capacity for --overload, then the time until latency is back to normal;
+the worker's resident memory is sampled throughout. Prints markdown; --out writes .md and
+.json with a top-level `capacity` object.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import random
+import contextlib
+import dataclasses
+import logging
+import os
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from contracts import ActionEvent, Candidate, Item, SearchEvent, TopicNames
+from contracts import Item, TopicNames
+from scoring import ModelRegistry
+from scoring.kinds import ModelKind
 from streams.client import RankingClient
 from streams.kafka.connection import KafkaClients
 from streams.kafka.local_broker import broker_for_session
 from streams.settings import Settings
+from streams.tools import bench_phases as phases
+from streams.tools.bench_load import Traffic
+from streams.tools.bench_probe import MemoryTrace
+from streams.tools.bench_report import Report, render, write
 from streams.tools.products import sample_products
 from streams.tools.simulation import catalog_items
 from streams.tools.worker_process import WorkerProcess, worker_env
 
+log = logging.getLogger(__name__)
 
-@dataclass
-class Phase:
-    name: str
-    searches: int
-    seconds: float
-    searches_per_s: float
-    p50_ms: float
-    p99_ms: float
-    worker_p50_ms: float
-    worker_p99_ms: float
-    degraded: int
+PARTITIONS = 2
+CLICK_RATE = 0.1
+ATTRIBUTION_WINDOW_S = 5.0
 
 
-PHASE_TIMEOUT_S = 60.0  # plus 50 ms per search of the phase
+@dataclasses.dataclass(frozen=True)
+class Options:
+    products: Path
+    kind: ModelKind = ModelKind.EMBED
+    port: int = 9092
+    items: int = 3000
+    new_items: int = 3000
+    users: int = 200
+    candidates: int = 50
+    slo_ms: float = 50.0
+    step_s: float = 15.0
+    burst: int = 1000
+    actions: int = 30_000
+    overload_s: float = 60.0
+    deadline_ms: float = 200.0
+    max_age_ms: float = 300.0
+    out: Path | None = None
 
 
 def load_products(path: Path, limit: int, seed: int = 1) -> list[Item]:
-    """`limit` products of the file (streams/tools/products.py: the text the worker scores),
-    or the built-in catalog where the file is absent."""
+    """`limit` products of the file (the text the worker scores), else the built-in ones."""
     return sample_products(path, limit, seed) if path.exists() else catalog_items()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+def model_version(settings: Settings, kind: ModelKind) -> Path:
+    """The version both the scorer-alone phase and the worker serve: the configured one, else
+    the newest of `kind`, else an untrained base exported now (needs the train extra)."""
+    registry = ModelRegistry(settings.models_dir)
+    if settings.model_version:
+        return registry.resolve(settings.model_version)
+    found = registry.latest(kind.value)
+    if found is not None:
+        return found
+    from scoring.training.export_ranker import ensure_base_ranker
+
+    return ensure_base_ranker(kind, settings.models_dir)
 
 
-class Traffic:
-    def __init__(self, items: list[Item], users: int, candidates: int, seed: int = 3) -> None:
-        self.items = items
-        self.rng = random.Random(seed)
-        self.users = [f"bench-{k}" for k in range(users)]
-        self.candidates = min(candidates, len(items))
-        self.n = 0
+def scorer_alone(version: Path, items: list[Item], opts: Options) -> dict[str, Any]:
+    """Capacity of the scorer through a micro-batcher in this process (bench scorer's rule)."""
+    from streams.tools import scorer_bench as sb  # torch: only for this phase
 
-    def search(self, pool: list[Item] | None = None) -> SearchEvent:
-        self.n += 1
-        chosen = pool if pool is not None else self.rng.sample(self.items, self.candidates)
-        words = self.rng.choice(chosen).title.split()[:3]
-        return SearchEvent(
-            event_id=f"bs-{self.n}", request_id=f"br-{self.n}", user_id=self.rng.choice(self.users),
-            ts=int(time.time() * 1000), query=" ".join(words),
-            candidates=[Candidate(item_id=i.item_id) for i in chosen],
-        )
-
-    def history(self, per_user: int) -> list[ActionEvent]:
-        return [
-            ActionEvent(event_id=f"ba-{u}-{k}", user_id=u, ts=k,
-                        item_id=self.rng.choice(self.items).item_id, action="click")
-            for u in self.users for k in range(per_user)
-        ]
+    scorer = ModelRegistry(version.parent).load(version, device="cpu")
+    reqs = sb.workload(items, 6000, opts.candidates, seed=7)
+    if scorer.caches_items:
+        scorer.warm_items([(i.item_id, i.text()) for i in items])
+    for start in range(0, sb.USERS, 8):  # users' histories seen, as in a running worker
+        scorer.score(reqs[start : start + 8])
+    fresh = sb.Fresh(reqs[sb.USERS:])
+    t0 = time.perf_counter()
+    probe = fresh.take(64)
+    for k in range(0, len(probe), 8):
+        scorer.score(probe[k : k + 8])
+    best = len(probe) / (time.perf_counter() - t0)
+    cap = sb.capacity(opts.kind.value, scorer.variant_decision.variant, scorer, fresh,
+                      max(1.0, 0.25 * best), opts.slo_ms, max(3.0, opts.step_s / 3),
+                      opts.candidates * 8)
+    return {"searches_per_s": cap.searches_per_s, "p50_ms": cap.p50_ms, "p99_ms": cap.p99_ms,
+            "variant": scorer.variant_decision.variant, "version": version.name}
 
 
-async def _run_phase(
-    name: str, searches: list[SearchEvent], client: RankingClient, rate: float | None,
-) -> Phase:
-    """Publish `searches` (open loop: at `rate`/s, or all at once) while their results are
-    read; latency from each send's acknowledgement to its result, on one clock."""
-
-    async def publish() -> None:
-        start = time.perf_counter()
-        for k, s in enumerate(searches):
-            if rate:
-                await asyncio.sleep(max(0.0, start + k / rate - time.perf_counter()))
-            await client.send_search(s, expect=False)
-        await client.flush()
-
-    ids = [s.request_id for s in searches]
-    client.expect(ids)  # all awaited before the first is sent
-    started = time.perf_counter()
-    pub = asyncio.create_task(publish())
-    try:
-        replies = await client.results(ids, PHASE_TIMEOUT_S + len(searches) / 20)
-    finally:
-        await pub
-    seconds = time.perf_counter() - started
-    latencies = [r.latency_ms for r in replies.values()]
-    worker_ms = [float(r.result.published_ts - r.result.received_ts) for r in replies.values()]
-    return Phase(
-        name=name, searches=len(searches), seconds=round(seconds, 2),
-        searches_per_s=round(len(searches) / seconds, 1),
-        p50_ms=round(percentile(latencies, 0.5), 1), p99_ms=round(percentile(latencies, 0.99), 1),
-        worker_p50_ms=percentile(worker_ms, 0.5), worker_p99_ms=percentile(worker_ms, 0.99),
-        degraded=sum(r.result.degraded for r in replies.values()),
-    )
-
-
-async def _bench(
-    settings: Settings, clients: KafkaClients, tmp: Path, products: Path, n_items: int,
-    users: int, searches: int, candidates: int,
-) -> tuple[list[Phase], dict[str, object]]:
-    run_id = uuid.uuid4().hex[:8]
-    env = worker_env(clients, tmp / "state", run_id, models_dir=settings.models_dir,
-                     app_prefix="bench", partitions=4)
+async def run(opts: Options, settings: Settings, clients: KafkaClients, tmp: Path,
+              version: Path, report: Report) -> None:
+    items = load_products(opts.products, opts.items + opts.new_items)
+    warm, new = items[: opts.items], items[opts.items :]
+    env = {
+        **worker_env(clients, tmp / "state", uuid.uuid4().hex[:8],
+                     models_dir=settings.models_dir, app_prefix="bench",
+                     partitions=PARTITIONS),
+        "STREAMRANK_SCORER": opts.kind.value, "STREAMRANK_MODEL_VERSION": version.name,
+        "STREAMRANK_ATTRIBUTION_WINDOW_S": str(ATTRIBUTION_WINDOW_S),
+        "STREAMRANK_IMPRESSION_TTL_S": "120", "STREAMRANK_ATTRIBUTION_TICK_S": "0.5",
+        "STREAMRANK_SEARCH_DEADLINE_MS": str(opts.deadline_ms),
+        "STREAMRANK_SEARCH_MAX_AGE_MS": str(opts.max_age_ms),
+        "STREAMRANK_RANK_DEADLINE_MS": str(max(opts.deadline_ms, 1000.0)),
+        "STREAMRANK_LOG_LEVEL": "warning",
+    }
     topics = TopicNames(env["STREAMRANK_TOPIC_PREFIX"])
-    items = load_products(products, n_items)
-    traffic = Traffic(items, users, candidates)
+    traffic = Traffic(warm, opts.users, opts.candidates)
     worker = WorkerProcess(env, tmp / "worker.log")
+    memory = MemoryTrace()
+    sampler = asyncio.create_task(memory.run(worker))
     try:
-        await worker.wait_ready(180)  # topics exist with the worker's partition counts
+        await worker.wait_ready(300)
+        health = worker.get("/health/")
+        report.meta.update(model_version=health["model_version"], provider=health["provider"],
+                           variant=health["variant"]["variant"])
         async with RankingClient(clients, topics, fetch_max_wait_ms=5) as client:
-            for item in items:
-                await client.send_item(item)
+            ctx = phases.Context(worker, client, traffic, memory, topics.action, opts.slo_ms,
+                                 opts.step_s)
+            report.catalog = await phases.catalog_warmup(ctx, warm)
             for action in traffic.history(per_user=5):
                 await client.send_action(action)
             await client.flush()
-            await worker.wait_for(lambda w: w.get("/health/")["catalog_items"] >= len(items),
-                                  "catalog", 300)
-            last = traffic.users[-1]
-            await worker.wait_for(
-                lambda w: len(w.get(f"/users/{last}/sequence/")["entries"]) >= 5, "history", 120)
-            health = worker.get("/health/")
-            # Cold: each item once, in candidate lists of the usual size.
-            shuffled = traffic.rng.sample(items, len(items))
-            cold = [traffic.search(shuffled[k:k + traffic.candidates])
-                    for k in range(0, len(shuffled) - traffic.candidates + 1,
-                                   traffic.candidates)]
-            phases = [await _run_phase("cold", cold, client, None)]
-            full = await _run_phase("throughput", [traffic.search() for _ in range(searches)],
-                                    client, None)
-            phases.append(full)
-            half_rate = full.searches_per_s / 2
-            half = [traffic.search() for _ in range(max(50, searches // 2))]
-            phases.append(await _run_phase(f"half load ({half_rate:.0f}/s)", half, client,
-                                           half_rate))
-        meta: dict[str, object] = {
-            "model_version": health["model_version"], "provider": health["provider"],
-            "items": len(items), "users": users, "candidates": traffic.candidates,
-            "catalog": str(products) if products.exists() else "built-in",
-            "partitions": 4,
-        }
-        return phases, meta
+            await phases.users_seen(ctx)
+            start = max(5.0, 0.5 * report.scorer.get("searches_per_s", 0.0))
+            report.held, report.sustained = await phases.sustained(ctx, start)
+            capacity = report.held.offered_per_s if report.held else start / 2
+            half = max(1.0, capacity / 2)
+            report.warm_burst, report.warm = await phases.warm_burst(ctx, warm, new,
+                                                                     opts.burst, half)
+            report.actions = await phases.action_ingest(ctx, opts.actions, half)
+            report.rank_http, report.rank_kafka = await phases.rank_overhead(
+                ctx, f"http://127.0.0.1:{worker.web_port}", half, opts.step_s,
+                max(opts.deadline_ms, 1000.0) / 1000)
+            report.overload, report.recovery = await phases.overload(
+                ctx, 3 * capacity, opts.overload_s, max(2.0, capacity / 10),
+                opts.max_age_ms + opts.deadline_ms)
+        report.meta["answers"] = worker.get("/scoring/")["answers"]
     finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+        report.memory = {"by_phase": memory.by_phase(), "peak_mb": memory.peak(),
+                         "samples": memory.samples}
         worker.stop()
 
 
-def render(phases: list[Phase], meta: dict[str, object]) -> str:
-    lines = [
-        f"model {meta['model_version']} on {meta['provider']}; {meta['items']} items from "
-        f"{meta['catalog']}; {meta['candidates']} candidates/search; {meta['users']} users "
-        f"with 5 actions each; one worker, {meta['partitions']} partitions",
-        "",
-        "| phase | searches | s | searches/s | p50 ms | p99 ms | worker p50 ms | worker p99 ms "
-        "| degraded |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {p.name} | {p.searches} | {p.seconds} | {p.searches_per_s} | {p.p50_ms} | {p.p99_ms} "
-        f"| {p.worker_p50_ms} | {p.worker_p99_ms} | {p.degraded} |"
-        for p in phases
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def run_pipeline_bench(
-    settings: Settings, *, port: int, products: Path, items: int, users: int, searches: int,
-    candidates: int, out: Path | None,
-) -> int:
-    from streams.tools.model_setup import ensure_model
-
-    ensure_model(settings)
+def run_pipeline_bench(settings: Settings, opts: Options) -> int:
+    version = model_version(settings, opts.kind)
+    report = Report(meta={
+        "kind": opts.kind.value, "items": opts.items, "users": opts.users,
+        "candidates": opts.candidates, "partitions": PARTITIONS,
+        "catalog": str(opts.products) if opts.products.exists() else "built-in",
+        "slo_ms": opts.slo_ms, "step_s": opts.step_s, "deadline_ms": opts.deadline_ms,
+        "max_age_ms": opts.max_age_ms, "attribution_window_s": ATTRIBUTION_WINDOW_S,
+        "click_rate": CLICK_RATE, "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+    })
+    items = load_products(opts.products, opts.items)
+    report.scorer = scorer_alone(version, items, opts)
+    log.info("scorer alone: %s", report.scorer)
     with (
         tempfile.TemporaryDirectory(prefix="streamrank-bench-") as tmp,
-        broker_for_session(port, Path(tmp)) as broker,
+        broker_for_session(opts.port, Path(tmp)) as broker,
     ):
-        # The local broker listens PLAINTEXT; the worker is told the same (worker_env).
         clients = KafkaClients.plaintext(broker.bootstrap_servers)
-        phases, meta = asyncio.run(_bench(settings, clients, Path(tmp), products, items, users,
-                                          searches, candidates))
-    table = render(phases, meta)
-    print(table)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(table)
-        out.with_suffix(".json").write_text(
-            json.dumps({"meta": meta, "phases": [asdict(p) for p in phases]}, indent=2) + "\n")
+        asyncio.run(run(opts, settings, clients, Path(tmp), version, report))
+    report.meta["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(render(report))
+    if opts.out is not None:
+        write(report, opts.out)
     return 0
+
+
+__all__ = ["Options", "run_pipeline_bench"]

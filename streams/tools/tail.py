@@ -2,9 +2,10 @@
 
 A RankedResult carries ids only, so the view joins, on its own, what a person wants beside it:
 the search's query (events.search, by request_id), the user's last actions (events.action) and
-item titles (catalog). Everything is read with a group-less consumer, so tailing never moves a
-worker's offsets. `TailView` is the join and the formatting (no Kafka, unit-tested); `tail`
-is the consumer loop.
+item titles (catalog). A result of a search that asked `explain: true` shows, under each item,
+the parts of its score and the history entries that weighed most. Everything is read with a
+group-less consumer, so tailing never moves a worker's offsets. `TailView` is the join and the
+formatting (no Kafka, unit-tested); `tail` is the consumer loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from aiokafka import TopicPartition
 
-from contracts import ActionEvent, DecodeError, Item, RankedResult, SearchEvent, TopicNames, decode
+from contracts import (
+    ActionEvent,
+    DecodeError,
+    Item,
+    RankedItem,
+    RankedResult,
+    SearchEvent,
+    TopicNames,
+    decode,
+)
 from streams.kafka.connection import KafkaClients
 from streams.kafka.deadletter import HEADER_PREFIX
 from streams.kafka.topology import partition_counts
@@ -108,7 +118,8 @@ class TailView:
             return None
         query = self.queries.get(result.request_id)
         latency = result.published_ts - result.received_ts
-        flags = " DEGRADED (original order)" if result.degraded else ""
+        flags = (f" DEGRADED ({result.degraded_reason or 'unranked'}: original order)"
+                 if result.degraded else "")
         lines = [
             f"▶ {result.request_id}  user {result.user_id}  model {result.model_version}  "
             f"{latency} ms{flags}",
@@ -117,10 +128,27 @@ class TailView:
         recent = self.actions.get(result.user_id)
         lines.append("  last actions: " + ("; ".join(recent) if recent else "none seen"))
         shown = result.items[: self.options.top]
-        lines += [f"  {r.rank:>3}. {r.score:>9.4f}  {self._title(r.item_id)}" for r in shown]
+        for r in shown:
+            lines.append(f"  {r.rank:>3}. {r.score:>9.4f}  {self._title(r.item_id)}")
+            lines += self._why(r)
         if len(result.items) > len(shown):
             lines.append(f"       … {len(result.items) - len(shown)} more")
         return "\n".join(lines)
+
+    def _why(self, item: RankedItem) -> list[str]:
+        """An explained item's score parts and most weighed history entries, one line each."""
+        why = item.explanation
+        if why is None:
+            return []
+        lines = []
+        if why.parts:
+            lines.append("         why: " + ", ".join(f"{name} {value:+.4f}"
+                                                      for name, value in why.parts.items()))
+        if why.history:
+            width = max(10, self.options.width // 2)
+            lines.append("         history: " + "; ".join(
+                f"{h.text[:width]!r} {h.weight:+.4f}" for h in why.history))
+        return lines
 
     def _deadletter(self, value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> str:
         meta = {

@@ -5,8 +5,9 @@
   `caches_items`), so a search does not pay for its candidates' encoding. The warm-up never
   starves serving: it runs in the scorer's own thread through the micro-batcher's `idle`, only
   while no search waits, in slices sized from the measured time per item to last about
-  `warm_slice_ms` (the most a search arriving meanwhile waits behind it). Candidates not warm
-  yet are encoded inside their search's own batch, as before.
+  `warm_slice_ms` (the most a search arriving meanwhile waits behind it), each followed by an
+  equal pause (WARM_DUTY) so the event loop that reads searches is not starved of CPU.
+  Candidates not warm yet are encoded inside their search's own batch, as before.
 - Every worker follows the compacted models topic with its own group-less consumer (a group
   would hand each update to one worker only): the last ModelUpdate on it is loaded, validated,
   warmed with the catalog and swapped in; a bad one is refused and the old model keeps serving.
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 WARM_INTERVAL_S = 0.5
 WARM_CHUNK = 256
 FIRST_SLICE = 2  # items in the first slice, before the time per item is known
+# Of the time warm-up runs, how much it computes: a pause as long as each slice follows it, so
+# the event loop (which reads the next searches) gets the CPU cores ONNX Runtime's threads use.
+WARM_DUTY = 0.5
 SLICE_WEIGHT = 0.3  # weight of the newest slice in the time-per-item estimate (EWMA)
 
 # (item_id, model text) of every catalog item; called in a worker thread, consumed lazily.
@@ -166,6 +170,8 @@ class ScoringService(mode.Service):
         self.warm["items"] += encoded
         self.warm["slices"] += 1
         self.warm["seconds"] += seconds
+        if encoded:
+            await asyncio.sleep(seconds * (1 / WARM_DUTY - 1))
         return encoded
 
     def status(self) -> dict[str, float]:

@@ -159,3 +159,15 @@ async def test_explain_context_reaches_the_scorer(
         EXPLAIN.reset(token)
     await asyncio.wait_for(batcher.submit(request(2)), 10)
     assert [r.explain for call in scorer.calls for r in call] == [True, False]
+
+
+async def test_a_lone_small_search_does_not_set_the_pace(
+    batcher: MicroBatcher, scorer: FakeScorer, clock: ManualClock
+) -> None:
+    scorer.gate.clear()
+    task = asyncio.create_task(batcher.submit(request(1)))  # 1 of 4 pairs: a small batch
+    await _until(lambda: len(scorer.calls) == 1)
+    clock.advance(1.0)
+    scorer.gate.set()
+    await task
+    assert batcher.pairs_per_s is None  # its fixed costs say nothing about full batches
