@@ -67,7 +67,7 @@ def test_the_report_leads_with_a_capacity_object() -> None:
     report = Report(meta={"slo_ms": 50}, scorer={"searches_per_s": 400.0, "p99_ms": 30.0},
                     sustained=[held], held=held)
     data = report.as_dict()
-    assert list(data)[0] == "capacity"
+    assert next(iter(data)) == "capacity"
     assert data["capacity"] == {"searches_per_s": 300.0, "p99_ms": 20.0, "degraded": 0,
                                 "scorer_searches_per_s": 400.0}
     json.dumps(data)  # every figure serializes

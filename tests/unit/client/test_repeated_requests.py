@@ -8,7 +8,7 @@ import asyncio
 from contracts import SearchEvent, encode
 from streams.client import ClientFallback, RankingClient
 from streams.client.recent import RecentResults
-from tests.unit.client.fakes import T, FakeKafka, answer
+from tests.unit.client.fakes import FakeKafka, T, answer
 from tests.unit.client.test_ranking_client import LONG, SHORT, search
 
 

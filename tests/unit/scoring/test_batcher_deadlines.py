@@ -27,8 +27,8 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def batcher(scorer: FakeScorer, clock: ManualClock) -> AsyncIterator[MicroBatcher]:
-    b = MicroBatcher(ScorerSlot(scorer), clock=clock, max_wait_ms=0,  # type: ignore[arg-type]
-                     timeout_ms=1000, max_batch_pairs=4)
+    b = MicroBatcher(ScorerSlot(scorer), clock=clock, max_wait_ms=0, timeout_ms=1000,
+                     max_batch_pairs=4)
     b.start()
     yield b
     scorer.gate.set()
@@ -111,8 +111,12 @@ async def test_background_work_waits_for_searches_and_runs_in_the_scorer_thread(
     search = asyncio.create_task(batcher.submit(request(4)))  # being scored
     await _until(lambda: len(scorer.calls) == 1)
     queued = asyncio.create_task(batcher.submit(request(4)))  # waits for the scorer
-    work = asyncio.create_task(batcher.idle(lambda: ran.append(threading.current_thread().name)
-                                            or "warm"))
+
+    def warm() -> str:
+        ran.append(threading.current_thread().name)
+        return "warm"
+
+    work = asyncio.create_task(batcher.idle(warm))
     await _settle()
     scorer.gate.set()
     assert await asyncio.wait_for(work, 10) == "warm"
