@@ -174,7 +174,7 @@ class RankingClient:
         self._must_listen()
         rid = search.request_id
         first = self.recent.get(rid)
-        if first is not None:
+        if first is not None and first.user_id == search.user_id:
             return first  # answered before: its first result, not a second ranking
         joined = rid in self.pending  # the same request in flight: wait for its result
         future = self.pending.future(rid) if joined else self.pending.expect(rid)

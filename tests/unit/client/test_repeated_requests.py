@@ -68,3 +68,11 @@ def test_recent_results_keep_the_first_and_forget_the_oldest() -> None:
     recent.add("bad", b"{not json")
     assert recent.get("bad") is None and len(recent) == 1  # r2 went for it; bad when read
     assert RecentResults(0).get("r1") is None
+
+
+async def test_a_remembered_result_is_only_handed_to_its_own_user() -> None:
+    kafka = FakeKafka()
+    async with RankingClient(kafka, T, remember=10) as c:  # type: ignore[arg-type]
+        await c.rank(search(1, user="u1"), LONG)
+        other = await c.rank(search(1, user="u2"), LONG)  # same request_id, another user
+        assert other.user_id == "u2" and searches_sent(kafka) == 2
