@@ -9,6 +9,7 @@ API:
     event_hash(event_id) -> int          signed 64-bit, for the dedup ring of replayed actions
     ACTIONS                              the action types in increasing strength
     ACTION_CODES[action] -> int          1 view, 2 click, 3 add_to_cart, 4 purchase (0 = none)
+    item_attributes(item) -> Attributes  what the behaviour features read of a catalog Item
     attribute_keys(attributes)           "field=value" strings of an item's attributes
     attribute_mask(attributes, buckets)  bitmask (a Python int) of the buckets those keys hash to
 
@@ -21,10 +22,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import get_args
 
-from contracts.events import Action
+from contracts.events import Action, Item
 
 # Increasing strength: the order of the Action literal (view < click < cart < purchase).
 ACTIONS: tuple[str, ...] = tuple(get_args(Action))
@@ -54,6 +56,18 @@ def item_hashes(item_ids: Iterable[str]) -> list[int]:
 def event_hash(event_id: str) -> int:
     """64-bit id of an event, to recognise an action delivered twice."""
     return _hash64(event_id, b"streamrank-evnt")
+
+
+# A category path or list: "Shoes > Running", "Action, Comedy", "Action|Comedy".
+_CATEGORY_SPLIT = re.compile(r"\s*[,|>/]\s*")
+
+
+def item_attributes(item: Item) -> dict[str, AttributeValue]:
+    """The catalog attributes the behaviour features use: the category split into its values
+    (",", "|", ">" or "/" separate them) and the brand. The worker and the evaluation both
+    derive attributes from an Item with this, so they hash the same keys."""
+    categories = [c for c in _CATEGORY_SPLIT.split(item.category or "") if c]
+    return {"category": categories, "brand": item.brand}
 
 
 def attribute_keys(attributes: Attributes | None) -> list[str]:
@@ -111,6 +125,7 @@ __all__ = [
     "attribute_keys",
     "attribute_mask",
     "event_hash",
+    "item_attributes",
     "item_hash",
     "item_hashes",
 ]

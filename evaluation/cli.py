@@ -15,7 +15,9 @@ from streams.cli.options import existing_path, names
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KINDS = ",".join(kind_names(LEARNED_KINDS))
+# The behaviour-aware hybrid (with LightGBM over the same features); the older text-only
+# kinds (embed, cross, cascade: half an hour more on a 2-core CPU) only when named.
+DEFAULT_KINDS = "hybrid"
 DEFAULT_OUT = Path("docs/eval/movielens")
 # The evaluation's trained versions: kept out of the serving registry, so a worker's
 # "newest embed" is never an evaluation model by accident.
@@ -23,14 +25,15 @@ DEFAULT_MODELS = Path("var/eval/models")
 
 
 DESCRIPTION = """\
-How much do personalization and fine-tuning improve ranking, on real users' behaviour?
+How much does the behaviour-aware ranker improve ranking, on real users' behaviour?
 MovieLens ratings are replayed in time order as searches (a tag or genre query, the user's
-earlier films as history, 50 candidates) followed by the user's choice. Baselines, the
-zero-shot model and the learned rankers (trained here on the earlier searches) rank the same
-searches; the report gives NDCG@10, MRR and recall with paired-bootstrap intervals, and plots.
---kafka also replays a sample through a real broker and worker. Needs the train extra.
-docs/evaluation.md explains the protocol. MovieLens: https://grouplens.org/datasets/movielens/
-(ml-latest-small is enough)."""
+earlier films as history, 50 candidates) followed by the user's choice, and as actions into
+the worker's own behaviour state. Rule baselines, the zero-shot model, LightGBM LambdaMART and
+the hybrid ranker (trained here on the earlier searches, 3 seeds, ablations) rank the same
+searches; the report gives NDCG@10, MRR and recall with user-resampled paired intervals, and
+plots. --kafka also replays a sample through a real broker and worker. Needs the train and
+eval extras. docs/evaluation.md explains the protocol and the budget. MovieLens:
+https://grouplens.org/datasets/movielens/ (ml-latest-small is enough)."""
 
 
 def add_parser(sub: Any) -> None:
@@ -49,12 +52,25 @@ def add_parser(sub: Any) -> None:
                    help="test searches the cross-encoder systems score (seeded sample)")
     p.add_argument("--kinds", type=names(kind_names(LEARNED_KINDS), allow_empty=True),
                    default=DEFAULT_KINDS,
-                   help="learned kinds to train and compare, comma separated ('' for none)")
+                   help="learned kinds to train and compare, comma separated ('' for none; "
+                        "embed, cross and cascade are the older text-only rankers)")
+    p.add_argument("--seeds", type=int, default=3, help="hybrid training seeds")
+    p.add_argument("--epochs", type=int, default=8, help="hybrid epochs at most (early stopping)")
+    p.add_argument("--finetune-steps", type=int, default=60,
+                   help="hybrid: steps of top-layer encoder fine-tuning per seed (0: frozen)")
+    p.add_argument("--gbdt-seeds", type=int, default=1, help="LightGBM LambdaMART seeds")
+    p.add_argument("--no-ablations", action="store_true",
+                   help="skip the hybrid's ablations (without text, features, history)")
+    p.add_argument("--no-zeroshot", action="store_true", help="skip the zero-shot baselines")
+    p.add_argument("--retained", type=int, default=1000,
+                   help="items kept per user in the retained interaction set")
+    p.add_argument("--threads", type=int, default=2, help="torch and LightGBM threads")
     p.add_argument("--k", type=int, default=50, help="candidates per search")
     p.add_argument("--test-fraction", type=float, default=0.1,
                    help="share of the timeline, the most recent, scored as test searches")
-    p.add_argument("--train-searches", type=int, default=20_000,
-                   help="the most recent training-period searches the rankers learn from")
+    p.add_argument("--train-searches", type=int, default=None,
+                   help="the most recent training-period searches the rankers learn from "
+                        "(default: all)")
     p.add_argument("--no-decade", action="store_true", help="genre queries without the decade")
     p.add_argument("--popularity-weight", type=float, default=0.5,
                    help="weight of popularity in the first-stage retriever of candidates")
@@ -82,7 +98,9 @@ def command_line(args: argparse.Namespace) -> str:
     parts = ["streamrank", "eval", args.dataset, "--data", str(args.data)]
     defaults = {"out": DEFAULT_OUT, "models_dir": DEFAULT_MODELS, "limit": None,
                 "cross_searches": 100, "kinds": DEFAULT_KINDS.split(","), "k": 50,
-                "test_fraction": 0.1, "train_searches": 20_000, "no_decade": False,
+                "test_fraction": 0.1, "train_searches": None, "no_decade": False,
+                "seeds": 3, "epochs": 8, "finetune_steps": 60, "gbdt_seeds": 1,
+                "no_ablations": False, "no_zeroshot": False, "retained": 1000, "threads": 2,
                 "popularity_weight": 0.5, "embed_steps": None, "cross_steps": None, "seed": 0,
                 "fresh": False, "kafka": False, "kafka_searches": 600, "kafka_rate": None,
                 "port": None, "quiet": False}
@@ -100,9 +118,11 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace, settings: Any) -> int:
     from dataclasses import replace
 
+    from evaluation.hybrid_runs import HybridBudget
     from evaluation.learned import Budget
     from evaluation.protocol import ProtocolConfig
     from evaluation.run import EvalConfig, run_movielens
+    from scoring.behaviour_spec import BehaviourSpec
 
     kinds = tuple(args.kinds)
     budget = Budget(seed=args.seed)
@@ -119,6 +139,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
             history=settings.history_length,
         ),
         budget=budget, limit=args.limit, cross_searches=args.cross_searches,
+        hybrid=HybridBudget(seeds=args.seeds, epochs=args.epochs,
+                            finetune_steps=args.finetune_steps, gbdt_seeds=args.gbdt_seeds,
+                            ablations=not args.no_ablations, threads=args.threads),
+        spec=BehaviourSpec(retained=args.retained), zeroshot=not args.no_zeroshot,
         kinds=kinds, fresh=args.fresh,
         kafka=args.kafka, kafka_searches=args.kafka_searches, kafka_rate=args.kafka_rate,
         kafka_port=args.port, command=command_line(args), progress=not args.quiet,

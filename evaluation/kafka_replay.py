@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from contracts import ActionEvent, Candidate, RankedResult, SearchEvent, TopicNames
-from evaluation.protocol import Replay, Search, grade
+from evaluation.protocol import ACTION_OF_GRADE, Replay, Search, grade
 from evaluation.results import Floats
 from streams.client import RankingClient
 from streams.kafka.connection import KafkaClients
@@ -41,7 +41,7 @@ from streams.tools.worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 
-ACTIONS = {3.0: "purchase", 2.0: "add_to_cart", 1.0: "click"}
+ACTIONS = ACTION_OF_GRADE
 
 
 @dataclass

@@ -5,14 +5,18 @@
 - ml-100k: `u.data` (user, item, rating, timestamp; tab-separated), `u.item` (item|title|
   release date|video date|url|19 genre flags; latin-1), `u.genre` (name|index). No tags.
 
-Ratings come back in replay order: by timestamp, ties in file order (a stable sort), so the
-same files always give the same timeline. Nothing here knows about searches or splits.
+Ratings come back in replay order: by timestamp, ratings of the same second in a seeded
+random order (`tie_seed`). Files list a user's ratings together, sorted by movie id, so file
+order would make a user's same-second ratings always arrive lowest id first: a pattern no real
+stream has, and one a model of "what comes next" could learn. The same files and seed always
+give the same timeline. Nothing here knows about searches or splits.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,8 +112,9 @@ def detect(path: Path) -> Layout:
     )
 
 
-def load(path: Path) -> MovieLens:
-    """The MovieLens copy at `path`, whichever of the two layouts it is in."""
+def load(path: Path, tie_seed: int = 0) -> MovieLens:
+    """The MovieLens copy at `path`, whichever of the two layouts it is in; same-second
+    ratings in the order `tie_seed` draws."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: no such folder")
@@ -121,7 +126,10 @@ def load(path: Path) -> MovieLens:
         log.warning("%d rated movies missing from the movie file; their ratings dropped",
                     len(unknown))
         data.ratings = [r for r in data.ratings if r.movie_id in data.movies]
-    data.ratings.sort(key=lambda r: r.ts)  # stable: equal timestamps keep file order
+    rng = random.Random(tie_seed)
+    draws = [rng.random() for _ in data.ratings]
+    order = sorted(range(len(data.ratings)), key=lambda i: (data.ratings[i].ts, draws[i]))
+    data.ratings = [data.ratings[i] for i in order]
     data.tags.sort(key=lambda t: t.ts)
     log.info("loaded %s", data.summary())
     return data

@@ -11,7 +11,9 @@ Every rating, in time order, is a search followed by the user's action on the ra
 The search is built before the rating is ingested, so nothing of the answer leaks into it.
 
 The last `test_fraction` of the ratings is the test period. Searches before it are the
-training period: learned models train on (the most recent `train_searches` of) them only.
+training period: learned models train on them only (all of them, or the most recent
+`train_searches`). A rating becomes an action of the grade's strength (ACTION_OF_GRADE), the
+same mapping the behaviour replay and the Kafka replay use.
 A search is warm when its user had at least `warm_min` earlier ratings.
 """
 
@@ -40,8 +42,8 @@ class ProtocolConfig:
     decade: bool = True
     # Movies kept per search as history: the worker's STREAMRANK_HISTORY_LENGTH.
     history: int = 10
-    # The most recent training-period searches turned into training lists.
-    train_searches: int = 20_000
+    # The most recent training-period searches turned into training lists (None: all).
+    train_searches: int | None = None
     # Chosen on the training period's recall@50 (0.45, against 0.42 at 1.0 and 0.18 at 0).
     popularity_weight: float = 0.5
     seed: int = 0
@@ -64,6 +66,10 @@ def grade(rating: float) -> float:
     if rating >= 3.5:
         return 2.0
     return 1.0
+
+
+# The action a rating stands for, by grade: how strongly the user engaged.
+ACTION_OF_GRADE = {3.0: "purchase", 2.0: "add_to_cart", 1.0: "click"}
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,7 @@ def replay(data: MovieLens, config: ProtocolConfig, *, progress: bool = True) ->
     ratings = data.ratings
     n = len(ratings)
     split = min(n - 1, max(1, round(n * (1.0 - config.test_fraction))))
-    first_train = max(0, split - config.train_searches)
+    first_train = 0 if config.train_searches is None else max(0, split - config.train_searches)
     own_tags: dict[tuple[str, str], list[str]] = defaultdict(list)
     for tag in data.tags:
         own_tags[(tag.user_id, tag.movie_id)].append(tag.tag)
@@ -230,4 +236,5 @@ def _progress(ratings: Sequence[Rating], show: bool) -> Iterator[Rating]:
     yield from tqdm(ratings, desc="replay", unit="rating", disable=not show, mininterval=1.0)
 
 
-__all__ = ["ProtocolConfig", "Replay", "Search", "grade", "replay", "seen_stats"]
+__all__ = ["ACTION_OF_GRADE", "ProtocolConfig", "Replay", "Search", "grade", "replay",
+           "seen_stats"]

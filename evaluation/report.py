@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in tests
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 
-from evaluation.results import Row, Table
+from evaluation.results import BEST_RULE, POPULARITY_SEEN, Row, Table
 
 log = logging.getLogger(__name__)
 
@@ -28,27 +28,36 @@ def _fmt(interval: Any) -> str:
     return f"{interval.mean:.4f} [{interval.low:.4f}, {interval.high:.4f}]"
 
 
-def _delta(row: Row) -> str:
-    if row.delta is None:
+def _delta(row: Row, label: str) -> str:
+    d = row.deltas.get(label)
+    if label not in row.deltas:
+        return "-"
+    if d is None:
         return "reference"
-    d = row.delta
-    return f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] ({row.relative:+.1%})"
+    return f"{d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] ({row.relative[label]:+.1%})"
 
 
-def render_table(t: Table) -> list[str]:
+def render_table(t: Table, *, diagnostic: bool | None = False, title: str = "") -> list[str]:
+    """The table's rows (servable ones by default; diagnostic=True: seeds and ablations)."""
+    rows = [r for r in t.rows if diagnostic is None or r.diagnostic == diagnostic]
+    if not rows:
+        return []
+    pop = t.references.get(POPULARITY_SEEN)
     lines = [
-        f"**{t.population}, {t.segment} users** — {t.searches} searches ranked; retriever "
-        f"recall@K {t.recall:.3f}; reference (best non-personalized): {t.reference}",
+        title or (f"**{t.population}, {t.segment} users** — {t.searches} searches ranked of "
+                  f"{t.all_searches}; retriever recall@K {t.recall:.3f}; best non-learned: "
+                  f"{t.reference}"),
         "",
-        "| system | personalized | learned | NDCG@10 [95% CI] | MRR [95% CI] | hit@10 "
-        "| ΔNDCG@10 vs reference, paired [95% CI] (relative) |",
-        "|---|---|---|---|---|---|---|",
+        "| system | learned | NDCG@10 [95% CI] | MRR [95% CI] | hit@10 | NDCG@10 all searches "
+        f"(misses 0) | ΔNDCG@10 vs {t.reference} [95% CI] (rel.) "
+        f"| ΔNDCG@10 vs {pop or POPULARITY_SEEN} [95% CI] (rel.) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(t.rows, key=lambda r: -r.ndcg.mean):
+    for r in sorted(rows, key=lambda r: -r.ndcg.mean):
         lines.append(
-            f"| {r.system} | {'yes' if r.personalized else 'no'} "
-            f"| {'yes' if r.learned else 'no'} | {_fmt(r.ndcg)} | {_fmt(r.mrr)} "
-            f"| {r.hit:.3f} | {_delta(r)} |"
+            f"| {r.system} | {'yes' if r.learned else 'no'} | {_fmt(r.ndcg)} | {_fmt(r.mrr)} "
+            f"| {r.hit:.3f} | {r.ndcg_all:.4f} | {_delta(r, BEST_RULE)} "
+            f"| {_delta(r, POPULARITY_SEEN)} |"
         )
     return [*lines, ""]
 
@@ -63,9 +72,16 @@ def render(
              "(docs/evaluation.md explains the protocol)._", ""]
     for title, block in sections.items():
         if title == "results":
-            lines += ["## Results", ""]
+            lines += ["## Results", "",
+                      "Intervals: 95% bootstrap resampling users (1000 rounds); Δ columns are "
+                      "paired (the same users' searches resampled for both systems).", ""]
             for t in tables:
                 lines += render_table(t)
+            for t in tables:
+                if t.segment == "all":
+                    lines += render_table(t, diagnostic=True, title=(
+                        f"**Seeds and ablations ({t.population}, all users)** — scored in "
+                        "torch; not servable rows, never the table's winner"))
             continue
         lines += [f"## {title}", "", *block, ""]
     if plots:
@@ -103,7 +119,8 @@ def plot_delta(tables: Sequence[Table], path: Path) -> Path:
     fig, axes = plt.subplots(1, len(shown), figsize=(5.6 * len(shown), 0.45 * _rows(shown) + 1.6),
                              squeeze=False)
     for ax, t in zip(axes[0], shown, strict=True):
-        rows = sorted([r for r in t.rows if r.delta is not None], key=lambda r: r.relative)
+        rows = sorted([r for r in t.rows if r.delta is not None and not r.diagnostic],
+                      key=lambda r: r.relative[BEST_RULE])
         y = list(range(len(rows)))
         means = [r.delta.mean for r in rows if r.delta is not None]
         errs = [[r.delta.mean - r.delta.low for r in rows if r.delta is not None],
@@ -115,7 +132,7 @@ def plot_delta(tables: Sequence[Table], path: Path) -> Path:
         ax.axvline(0.25 * ref, color="#d62728", linestyle="--", linewidth=0.8,
                    label="goal: +25% relative")
         ax.set_yticks(y, [r.system for r in rows], fontsize=8)
-        ax.set_xlabel(f"ΔNDCG@10 vs {t.reference} (paired 95% CI)")
+        ax.set_xlabel(f"ΔNDCG@10 vs {t.reference} (paired, users resampled, 95% CI)")
         ax.set_title(f"{t.population} (n={t.searches})", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -124,21 +141,29 @@ def plot_delta(tables: Sequence[Table], path: Path) -> Path:
     return path
 
 
-def plot_training(curves: Mapping[str, Sequence[float]], path: Path) -> Path | None:
-    """Training loss (ListNet, smoothed) of each learned model."""
+def plot_training(curves: Mapping[str, Sequence[float]], path: Path,
+                  validation: Mapping[str, Sequence[float]] | None = None) -> Path | None:
+    """Training loss (ListNet, smoothed) of the step-budget models, and validation NDCG@10
+    per epoch of the early-stopped ones."""
     curves = {k: v for k, v in curves.items() if v}
-    if not curves:
+    validation = {k: v for k, v in (validation or {}).items() if v}
+    if not curves and not validation:
         return None
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, curve in curves.items():
-        window = max(1, len(curve) // 30)
-        parts = [curve[max(0, i - window + 1) : i + 1] for i in range(len(curve))]
-        smooth = [sum(p) / len(p) for p in parts]
-        ax.plot(range(1, len(curve) + 1), smooth, label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("ListNet loss (moving mean)")
-    ax.set_title("training on the training period", fontsize=9)
-    ax.legend(fontsize=8)
+    panels = [p for p in (curves, validation) if p]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for name, curve in panel.items():
+            if panel is curves:
+                window = max(1, len(curve) // 30)
+                parts = [curve[max(0, i - window + 1) : i + 1] for i in range(len(curve))]
+                curve = [sum(p) / len(p) for p in parts]
+            ax.plot(range(1, len(curve) + 1), curve, label=name, marker="" if panel is curves
+                    else "o")
+        ax.set_xlabel("step" if panel is curves else "epoch")
+        ax.set_ylabel("ListNet loss (moving mean)" if panel is curves
+                      else "validation NDCG@10")
+        ax.set_title("training on the training period", fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

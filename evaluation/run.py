@@ -1,10 +1,18 @@
-"""`streamrank eval movielens`: replay, train, score every system, report (and Kafka).
+"""`streamrank eval movielens`: replay, behaviour state, train, score every system, report.
+
+Steps: load (same-second ratings in a seeded order) and replay the ratings as searches;
+replay the behaviour state the worker would keep (evaluation/behaviour_replay.py) and build
+every rankable search's features; the non-learned baselines (evaluation/rules.py picks their
+variants on validation); the learned rankers: the hybrid (seeds, ablations, the exported
+version served through ONNX) and LightGBM over the same features (evaluation/hybrid_runs.py);
+the older text-only kinds (embed, cross, cascade) only when `kinds` names them.
 
 Two populations of test searches, both only searches whose positive the retriever found:
 - "full test period": every such search (or a seeded sample of `limit`), scored by every
   system except the cross-encoder ones;
 - "cross subset": a seeded sample of `cross_searches` of them, scored by every system; a
-  cross-encoder costs 0.4-2 s per 50-candidate search on this CPU, so it cannot rank all.
+  cross-encoder costs 0.4-2 s per 50-candidate search on this CPU, so it cannot rank all
+  (only when the cross or cascade kind is evaluated).
 """
 
 from __future__ import annotations
@@ -24,13 +32,17 @@ import numpy as np
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from evaluation import movielens
+from evaluation.behaviour_replay import BehaviourData, replay_behaviour
+from evaluation.hybrid_runs import HybridBudget, HybridRuns, Learned
 from evaluation.learned import Budget, Trained, Trainer
 from evaluation.protocol import ProtocolConfig, Replay, Search, replay, seen_stats
 from evaluation.report import plot_delta, plot_ndcg, plot_path, plot_training, render, write
-from evaluation.results import MRR, NDCG, Scored, Table, goal, tables
+from evaluation.results import MRR, NDCG, Scored, Table, goal, segment_index, tables
+from evaluation.rules import pick
 from evaluation.systems import ScorerSystem, SeenDemoted, System, Texts, baselines
 from scoring import build_scorer
-from scoring.kinds import LEARNED_KINDS, ModelKind, kind_names
+from scoring.behaviour_spec import BehaviourSpec
+from scoring.kinds import ModelKind
 from scoring.quality import bootstrap, paired_bootstrap, per_list
 
 log = logging.getLogger(__name__)
@@ -45,10 +57,15 @@ class EvalConfig:
     models_dir: Path  # where the evaluation's trained versions go (not the serving registry)
     zeroshot_dir: Path  # the registry holding zeroshot-minilm
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    budget: Budget = field(default_factory=Budget)
+    budget: Budget = field(default_factory=Budget)  # the text-only kinds (embed, cross)
+    hybrid: HybridBudget = field(default_factory=HybridBudget)
+    spec: BehaviourSpec = field(default_factory=BehaviourSpec)
+    neighbour_refresh: int = 10_000  # training ratings between co-occurrence snapshots
     limit: int | None = None  # at most this many test searches scored (seeded sample)
     cross_searches: int = 100
-    kinds: tuple[str, ...] = tuple(kind_names(LEARNED_KINDS))  # ModelKind values
+    kinds: tuple[str, ...] = (ModelKind.HYBRID.value,)  # learned ModelKind values
+    zeroshot: bool = True  # the untrained MiniLM baselines
+    cache_dir: Path | None = None  # text embeddings (default: beside models_dir)
     fresh: bool = False
     variants: tuple[str, ...] = ("int8", "fp16")  # export variants to try (tests: none)
     kafka: bool = False
@@ -75,6 +92,15 @@ def _sample(searches: Sequence[Search], n: int | None, seed: int) -> list[Search
     return [searches[i] for i in sorted(picked)]
 
 
+def _totals(rep: Replay, limit: int | None, scored: int) -> dict[str, int] | None:
+    """Test searches per segment including the retriever's misses (None under a --limit
+    sample: the misses of a sample are not defined)."""
+    if limit is not None and scored < len(rep.segments()["all"]):
+        return None
+    return {name: len(index) for name, index in segment_index(rep.test,
+                                                             rep.config.warm_min).items()}
+
+
 def _score(system: System, searches: Sequence[Search], progress: bool) -> tuple[list[Any], float]:
     started = time.perf_counter()
     out: list[Any] = []
@@ -93,21 +119,17 @@ class Evaluation:
         self.config = config
         self.timings: dict[str, float] = {}
         self.trained: list[Trained] = []
+        self.learned: Learned | None = None
+        self.meta: dict[str, Any] = {}
 
     def _timed(self, name: str, started: float) -> None:
         self.timings[name] = round(time.perf_counter() - started, 1)
 
-    def systems(self, rep: Replay) -> tuple[list[System], list[System]]:
-        """(cheap systems for the full population, expensive ones for the subset)."""
+    def text_kinds(self, rep: Replay, texts: Texts) -> tuple[list[System], list[System]]:
+        """The older text-only learned kinds named in `kinds`: (full population, subset)."""
         c = self.config
-        texts = Texts(rep.data.movies)
         hist = rep.config.history
-        cheap: list[System] = list(baselines())
-        zs = build_scorer("zeroshot", c.zeroshot_dir, device=c.device)  # type: ignore[arg-type]
-        cheap.append(ScorerSystem("zero-shot (no history)", zs, texts, history=False,
-                                  learned=False, history_length=hist))
-        cheap.append(ScorerSystem("zero-shot", zs, texts, history=True, learned=False,
-                                  history_length=hist))
+        cheap: list[System] = []
         expensive: list[System] = []
         kinds = {ModelKind(k) for k in c.kinds}
         embed, cross, cascade = ModelKind.EMBED, ModelKind.CROSS, ModelKind.CASCADE
@@ -115,6 +137,8 @@ class Evaluation:
                   for history in (True, False)]
         if cascade in kinds:  # its components: the models trained with history
             wanted += [(embed, True), (cross, True)]
+        if not wanted:
+            return cheap, expensive
         trainer = Trainer(rep, c.models_dir, c.budget, fresh=c.fresh, variants=c.variants)
         train = {embed: trainer.embed, cross: trainer.cross}
         made: dict[tuple[ModelKind, bool], Trained] = {}
@@ -138,19 +162,56 @@ class Evaluation:
             (cheap if made_kind is embed else expensive).append(system)
         return cheap, expensive
 
+    def systems(self, rep: Replay, behaviour: BehaviourData, full: list[Search]
+                ) -> tuple[list[System], list[System]]:
+        """(systems for the full population, expensive ones for the cross subset)."""
+        c = self.config
+        texts = Texts(rep.data.movies)
+        hist = rep.config.history
+        cheap: list[System] = list(baselines())
+        train = sorted((s for s in rep.train if s.positive is not None), key=lambda s: s.ts)
+        validation = train[len(train) - int(len(train) * c.hybrid.validation):]
+        rules, figures = pick(behaviour, validation)
+        cheap += rules
+        self.meta["rule_validation_ndcg"] = figures
+        if c.zeroshot:
+            zs = build_scorer("zeroshot", c.zeroshot_dir, device=c.device)  # type: ignore[arg-type]
+            cheap.append(ScorerSystem("zero-shot (no history)", zs, texts, history=False,
+                                      learned=False, history_length=hist))
+            cheap.append(ScorerSystem("zero-shot", zs, texts, history=True, learned=False,
+                                      history_length=hist))
+        more, expensive = self.text_kinds(rep, texts)
+        cheap += more
+        if ModelKind.HYBRID.value in c.kinds:
+            started = time.perf_counter()
+            runs = HybridRuns(rep, behaviour, c.hybrid, c.models_dir,
+                              c.cache_dir or c.models_dir.parent / "cache",
+                              variants=c.variants, history_length=hist)
+            self.learned = runs.run(full)
+            self.timings.update(runs.timings)
+            self.meta["gbdt"] = runs.gbdt_info
+            self._timed("learned rankers ready (hybrid + LightGBM, training included)", started)
+            cheap += self.learned.systems
+        return cheap, expensive
+
     def run(self) -> Outcome:
         c = self.config
         begun = started = time.perf_counter()
-        data = movielens.load(c.data)
+        data = movielens.load(c.data, tie_seed=c.protocol.seed)
         rep = replay(data, c.protocol, progress=c.progress)
         self._timed("load + replay", started)
+        started = time.perf_counter()
+        behaviour = replay_behaviour(rep, c.spec, refresh=c.neighbour_refresh,
+                                     progress=c.progress)
+        self._timed("behaviour replay (state + features of every search)", started)
+        self.meta["behaviour"] = behaviour.info
         full = _sample(rep.segments()["all"], c.limit, c.protocol.seed)
         subset = _sample(full, c.cross_searches, c.protocol.seed + 1)
         position = {s.request_id: i for i, s in enumerate(full)}
         sub_index = np.array([position[s.request_id] for s in subset], dtype=np.intp)
 
         started = time.perf_counter()
-        cheap, expensive = self.systems(rep)
+        cheap, expensive = self.systems(rep, behaviour, full)
         self._timed("systems ready (training included)", started)
         full_scored: list[Scored] = []
         scores_by_name: dict[str, list[Any]] = {}
@@ -160,19 +221,23 @@ class Evaluation:
             full_scored.append(Scored.of(system, full, scores, seconds))
             self.timings[f"score {system.name}"] = seconds
         for system in cheap:
-            if system.learned and system.personalized:
+            if isinstance(system, ScorerSystem) and system.learned and system.personalized:
                 diag = SeenDemoted(system)
                 full_scored.append(Scored.of(
                     diag, full, diag.apply(full, scores_by_name[system.name]), 0.0))
-        sub_scored = [s.take(sub_index) for s in full_scored]
-        for system in expensive:
-            scores, seconds = _score(system, subset, c.progress)
-            sub_scored.append(Scored.of(system, subset, scores, seconds))
-            self.timings[f"score {system.name}"] = seconds
-
+        if self.learned is not None and self.learned.served is not None:
+            served = self.learned.served
+            self.meta["served_features_equal"] = {"equal": served.matches,
+                                                  "searches": served.compared}
         recall = rep.recall()
-        all_tables = tables(FULL, full, full_scored, recall, c.protocol.warm_min)
+        totals = _totals(rep, c.limit, len(full))
+        all_tables = tables(FULL, full, full_scored, recall, c.protocol.warm_min, totals)
         if expensive:
+            sub_scored = [s.take(sub_index) for s in full_scored]
+            for system in expensive:
+                scores, seconds = _score(system, subset, c.progress)
+                sub_scored.append(Scored.of(system, subset, scores, seconds))
+                self.timings[f"score {system.name}"] = seconds
             all_tables += tables(SUBSET, subset, sub_scored, recall, c.protocol.warm_min)
 
         kafka: dict[str, Any] | None = None
@@ -239,18 +304,25 @@ class Evaluation:
         plots = [plot_ndcg([t for t in all_tables if t.population == FULL],
                            plot_path(out, "ndcg")),
                  plot_delta(all_tables, plot_path(out, "delta"))]
-        curve = plot_training({t.name: t.loss_curve for t in self.trained},
-                              plot_path(out, "training"))
+        curves = {t.name: t.loss_curve for t in self.trained}
+        learned = self.learned.info if self.learned is not None else {}
+        validation = {f"hybrid seed {i}": r.get("validation_ndcg", [])
+                      for i, r in enumerate(learned.get("seeds", []))}
+        curve = plot_training(curves, plot_path(out, "training"), validation)
         if curve is not None:
             plots.append(curve)
         goals = {f"{t.population}/{t.segment}": goal(t) for t in all_tables}
+        kinds = {ModelKind(k) for k in c.kinds}
+        text_kinds = bool(kinds & {ModelKind.EMBED, ModelKind.CROSS, ModelKind.CASCADE})
         meta: dict[str, Any] = {
             "command": c.command, "replay": rep.describe(), "budget": asdict(c.budget),
-            "budget_text": c.budget.describe(), "timings_s": self.timings,
-            "populations": {FULL: len(full), SUBSET: len(subset)},
+            "budget_text": c.budget.describe() if text_kinds else "",
+            "timings_s": self.timings, "kinds": list(c.kinds),
+            "populations": {FULL: len(full), SUBSET: len(subset) if text_kinds else 0},
             "trained": [{k: v for k, v in asdict(t).items() if k != "loss_curve"}
                         for t in self.trained],
             "goal": goals, "kafka": kafka, "limit": c.limit, "seen": seen_stats(full),
+            "spec": c.spec.to_dict(), "learned": learned, **self.meta,
         }
         from evaluation.summary import sections  # the prose around the tables
 

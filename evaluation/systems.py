@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +20,7 @@ import numpy.typing as npt
 from evaluation.movielens import Movie
 from evaluation.protocol import Search
 from scoring.base import Scorer, ScoreRequest
+from scoring.behaviour import BehaviourInputs
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,57 @@ class SeenDemoted:
         return out
 
 
+@dataclass
+class Precomputed:
+    """Scores computed elsewhere (a torch model, LightGBM), looked up by search index."""
+
+    name: str
+    scores: dict[int, Floats]
+    personalized: bool = True
+    learned: bool = True
+    diagnostic: bool = False
+    version: str = ""
+
+    def score(self, searches: Sequence[Search]) -> list[Floats]:
+        return [self.scores[s.index] for s in searches]
+
+
+class ServedHybrid:
+    """The exported hybrid version through `scoring.HybridScorer`, fed what the worker would
+    send: the text request plus the behaviour inputs (state at search time); the scorer builds
+    the features itself with the version's spec and neighbours. `matches` counts the searches
+    whose served feature matrix equals the replay's (offline = online features)."""
+
+    def __init__(self, name: str, scorer: Scorer, texts: Texts,
+                 inputs: Mapping[int, BehaviourInputs],
+                 features: Mapping[int, npt.NDArray[np.float32]], *, history_length: int = 10,
+                 batch: int = 16) -> None:
+        self.name, self.scorer, self.texts = name, scorer, texts
+        self.inputs, self.features = inputs, features
+        self.history_length, self.batch = history_length, batch
+        self.personalized, self.learned, self.diagnostic = True, True, False
+        self.matches = self.compared = 0
+
+    @property
+    def version(self) -> str:
+        return self.scorer.version
+
+    def score(self, searches: Sequence[Search]) -> list[Floats]:
+        out: list[Floats] = []
+        for start in range(0, len(searches), self.batch):
+            chunk = searches[start : start + self.batch]
+            requests = [replace(self.texts.request(s, history=True,
+                                                   history_length=self.history_length),
+                                behaviour=self.inputs[s.index]) for s in chunk]
+            result = self.scorer.score(requests)
+            for s, used in zip(chunk, result.features, strict=True):
+                self.compared += 1
+                self.matches += int(used is not None
+                                    and np.array_equal(used, self.features[s.index]))
+            out += [np.asarray(row, dtype=np.float64) for row in result.scores]
+        return out
+
+
 def baselines() -> list[System]:
     return [RetrieverOrder(), Popularity(), PopularityUnseen()]
 
@@ -188,9 +240,11 @@ def baselines() -> list[System]:
 __all__ = [
     "Popularity",
     "PopularityUnseen",
+    "Precomputed",
     "RetrieverOrder",
     "ScorerSystem",
     "SeenDemoted",
+    "ServedHybrid",
     "System",
     "Texts",
     "baselines",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from scoring.cross import CrossScorer
     from scoring.embed import EmbedScorer
     from scoring.encoder import Device, OnnxEncoder
+    from scoring.hybrid import HybridScorer
     from scoring.kinds import LEARNED_KINDS, ModelKind
     from scoring.loader import available_scorers, build_scorer
     from scoring.registry import ModelRegistry, VersionInfo
@@ -38,6 +39,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "CrossScorer": ("scoring.cross", "CrossScorer"),
     "Device": ("scoring.encoder", "Device"),
     "EmbedScorer": ("scoring.embed", "EmbedScorer"),
+    "HybridScorer": ("scoring.hybrid", "HybridScorer"),
     "LEARNED_KINDS": ("scoring.kinds", "LEARNED_KINDS"),
     "Manifest": ("scoring.base", "Manifest"),
     "ModelError": ("scoring.base", "ModelError"),
@@ -75,6 +77,7 @@ __all__ = [
     "CrossScorer",
     "Device",
     "EmbedScorer",
+    "HybridScorer",
     "Manifest",
     "ModelError",
     "ModelKind",

@@ -60,6 +60,11 @@ class EmbedScorer:
 
     name = "embed"
     caches_items = True
+    # The kind in the manifest and the second graph with its IO (the hybrid kind overrides).
+    KIND = KIND
+    HEAD_GRAPH = HEAD
+    HEAD_INPUTS: tuple[str, ...] = HEAD_INPUTS
+    HEAD_OUTPUTS: tuple[str, ...] = HEAD_OUTPUTS
 
     def __init__(
         self,
@@ -76,10 +81,12 @@ class EmbedScorer:
             raise ValueError("batch_size must be >= 1")
         self.model_dir = Path(model_dir)
         self.manifest = load_verified(self.model_dir)
-        if self.manifest.kind != KIND:
-            raise ModelError(f"{self.model_dir}: kind {self.manifest.kind!r}, expected {KIND!r}")
+        if self.manifest.kind != self.KIND:
+            raise ModelError(
+                f"{self.model_dir}: kind {self.manifest.kind!r}, expected {self.KIND!r}")
         self.version: str = self.manifest.version
         self.featurizer = load_featurizer(self.manifest, self.model_dir)
+        self._load_extras()
         self.history_items = self.featurizer.spec.history_items
         self.dim = self.manifest.embedding_dim
         self.batch_size = batch_size
@@ -101,13 +108,17 @@ class EmbedScorer:
         )
         self._reset_counters()  # the counters are about searches, not the check
         log.info(
-            "embed %s (%s) loaded from %s on %s (threads=%s)",
+            "%s %s (%s) loaded from %s on %s (threads=%s)",
+            self.name,
             self.version,
             self.variant,
             self.model_dir,
             self.provider,
             threads or "default",
         )
+
+    def _load_extras(self) -> None:
+        """Read the version's other files (verified already); a subclass hook."""
 
     def _reset_counters(self) -> None:
         # Plain counters for the worker's metrics.
@@ -127,7 +138,7 @@ class EmbedScorer:
 
     def _use(self, variant: str) -> None:
         self._encoder = self._open(variant, ENCODER, ENCODER_INPUTS, ENCODER_OUTPUTS)
-        self._head = self._open(variant, HEAD, HEAD_INPUTS, HEAD_OUTPUTS)
+        self._head = self._open(variant, self.HEAD_GRAPH, self.HEAD_INPUTS, self.HEAD_OUTPUTS)
         self.provider = self._encoder.provider
         if self._head.provider != self.provider:
             log.warning("embed %s: head runs on %s", self.version, self._head.provider)

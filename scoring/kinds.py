@@ -14,6 +14,7 @@ class ModelKind(StrEnum):
     EMBED = "embed"  # fine-tunable bi-encoder + personalized head over history
     CROSS = "cross"  # cross-encoder reading query, history and item together
     CASCADE = "cascade"  # embed over all candidates, cross re-scores the top k
+    HYBRID = "hybrid"  # behaviour features + text with history attention, one graph
 
     @property
     def manifest_kind(self) -> str:
@@ -37,8 +38,8 @@ class ModelKind(StrEnum):
 
 # The zero-shot model's manifest kind (it is a plain sentence encoder).
 SENTENCE_ENCODER = "sentence-encoder"
-LEARNED_KINDS = (ModelKind.EMBED, ModelKind.CROSS, ModelKind.CASCADE)
-TRAINABLE_KINDS = (ModelKind.EMBED, ModelKind.CROSS)
+LEARNED_KINDS = (ModelKind.EMBED, ModelKind.CROSS, ModelKind.CASCADE, ModelKind.HYBRID)
+TRAINABLE_KINDS = (ModelKind.EMBED, ModelKind.CROSS, ModelKind.HYBRID)
 
 
 def kind_names(kinds: tuple[ModelKind, ...] | None = None) -> list[str]:

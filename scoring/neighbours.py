@@ -40,7 +40,8 @@ class Neighbours:
             raise ValueError("k must be >= 1")
         if self.indptr.shape != (n + 1,) or len(self.items) != len(self.weights):
             raise ValueError("inconsistent neighbour arrays")
-        if n and (np.any(np.diff(self.keys) <= 0) or self.indptr[0] != 0
+        # Compared, not subtracted: differences of 64-bit hashes overflow.
+        if n and (np.any(self.keys[1:] <= self.keys[:-1]) or self.indptr[0] != 0
                   or self.indptr[-1] != len(self.items) or np.any(np.diff(self.indptr) < 0)
                   or np.any(np.diff(self.indptr) > self.k)):
             raise ValueError("neighbour keys must be sorted and unique, rows at most k long")

@@ -3,6 +3,10 @@
 numpy only, so training (challenger vs champion), the MovieLens evaluation and the export
 gates all measure quality the same way. Conventions: gain 2**label - 1; ties keep the
 candidates' given order (stable sort), so a scorer that returns constants is "retriever order".
+
+Two bootstraps: `bootstrap` resamples lists; `user_bootstrap` resamples GROUPS of lists (the
+users who searched), for data where a few heavy users contribute most lists and lists of one
+user are not independent. Their paired forms keep both systems' values of a list together.
 """
 
 from __future__ import annotations
@@ -100,6 +104,42 @@ def paired_bootstrap(
     if arr_a.shape != arr_b.shape:
         raise ValueError(f"paired values differ in shape: {arr_a.shape} vs {arr_b.shape}")
     return bootstrap(arr_a - arr_b, rounds=rounds, confidence=confidence, seed=seed)
+
+
+def user_bootstrap(
+    values: ArrayLike, groups: Sequence[str] | npt.NDArray[np.generic], *, rounds: int = 1000,
+    confidence: float = 0.95, seed: int = 0,
+) -> Interval:
+    """Mean of per-list `values` (over lists) with a percentile interval from resampling the
+    groups (users) with replacement, each drawn group bringing all its lists."""
+    arr = np.asarray(values, dtype=np.float64)
+    if len(arr) == 0:
+        raise ValueError("no values to bootstrap")
+    keys = np.asarray(groups)
+    if keys.shape != arr.shape:
+        raise ValueError(f"{len(keys)} groups for {len(arr)} values")
+    _, inverse = np.unique(keys, return_inverse=True)
+    n_groups = int(inverse.max()) + 1
+    sums = np.bincount(inverse, weights=arr, minlength=n_groups)
+    counts = np.bincount(inverse, minlength=n_groups).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=rounds)
+    means = (draws @ sums) / (draws @ counts)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return Interval(float(arr.mean()), float(low), float(high), len(arr))
+
+
+def paired_user_bootstrap(
+    a: ArrayLike, b: ArrayLike, groups: Sequence[str] | npt.NDArray[np.generic], *,
+    rounds: int = 1000, confidence: float = 0.95, seed: int = 0,
+) -> Interval:
+    """Mean of a - b over the same lists, resampling groups (users): above 0 says a beats b
+    on these users."""
+    arr_a, arr_b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if arr_a.shape != arr_b.shape:
+        raise ValueError(f"paired values differ in shape: {arr_a.shape} vs {arr_b.shape}")
+    return user_bootstrap(arr_a - arr_b, groups, rounds=rounds, confidence=confidence, seed=seed)
 
 
 def per_list(

@@ -23,6 +23,7 @@ from scoring.cascade import CascadeScorer
 from scoring.cross import CrossScorer
 from scoring.embed import EmbedScorer
 from scoring.encoder import OnnxEncoder
+from scoring.hybrid import HybridScorer
 from scoring.kinds import ModelKind
 from scoring.session import Device
 from scoring.zeroshot import ZeroShotScorer
@@ -91,6 +92,7 @@ _CLASSES: dict[ModelKind, type[CrossScorer] | type[EmbedScorer] | type[CascadeSc
     ModelKind.CROSS: CrossScorer,
     ModelKind.EMBED: EmbedScorer,
     ModelKind.CASCADE: CascadeScorer,
+    ModelKind.HYBRID: HybridScorer,  # an EmbedScorer with the behaviour graph
 }
 
 

@@ -13,6 +13,12 @@ Three measurements per backend:
                p99 <= --slo-ms and nothing degraded: what a worker on this CPU can promise.
 Ratios are against torch eager of the same kind. Ranking agreement (Kendall τ, top-10
 overlap) of each ORT variant with torch is measured on the benchmark's own searches.
+
+The hybrid kind's searches also carry behaviour inputs as the worker builds them (a user with
+a full retained interaction set of 1,000 items, statistics for every catalog item), so its
+figures include feature assembly; `assembly` times the builder alone per search (1,000-item
+user record, 50 candidates, 100 co-occurrence neighbours per item). The hybrid has no torch
+eager backend here (its ratio column shows "—").
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from scoring.kinds import LEARNED_KINDS, ModelKind, kind_names
 from scoring.serving import ScorerSlot
 from scoring.training.export_ranker import ensure_base_ranker
 from scoring.training.torch_scorers import TorchCascade, TorchCross, TorchEmbed
+from streams.tools.behaviour_workload import USERS, Behaviour
 from streams.tools.products import sample_products
 
 log = logging.getLogger(__name__)
@@ -105,7 +112,6 @@ def product_items(path: Path | None, n: int, seed: int) -> list[Item]:
             for k in range(n)]
 
 
-USERS = 64
 LOAD_SEARCHES = 16_000
 
 
@@ -289,7 +295,14 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
         "budget_s": budget_s, "load_seconds": load_seconds, "slo_ms": slo_ms,
         "ort_threads": threads or "default (physical cores)",
     })
+    plain = reqs
     for kind in (ModelKind(k) for k in kinds):
+        reqs = plain
+        if kind is ModelKind.HYBRID:
+            behaviour = Behaviour(catalog, seed)
+            report.meta["assembly"] = behaviour.assembly(plain[USERS:])
+            log.info("feature assembly per search: %s", report.meta["assembly"])
+            reqs = behaviour.attach(plain)
         version_dir = ensure_base_ranker(kind, models_dir)
         report.meta[f"{kind}_version"] = version_dir.name
         scorers: dict[str, Scorer] = {}
@@ -311,7 +324,8 @@ def run(models_dir: Path, *, kinds: Sequence[str] = KINDS, backends: Sequence[st
         measured = reqs[USERS:4000]
         loaded = reqs[4000:]
         # Cross-encoder calls of 32 searches take minutes on a CPU: capped at 8 there.
-        sizes = [b for b in batches if kind is ModelKind.EMBED or b <= 8] or [1]
+        sizes = [b for b in batches if kind in (ModelKind.EMBED, ModelKind.HYBRID) or b <= 8
+                 ] or [1]
         width = len(measured) // len(sizes)
         best = dict.fromkeys(scorers, 0.0)
         compared: dict[str, list[list[float]]] = {}

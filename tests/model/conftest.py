@@ -21,8 +21,8 @@ __all__ = ["fixture_data", "latest_dir", "ml100k_dir"]
 
 @pytest.fixture(scope="session")
 def ranker_dirs(models_dir: Path) -> dict[str, Path]:
-    """The base (untrained-head) embed, cross and cascade versions, exported once per session
-    into the shared models_dir (the same folders every test module reuses)."""
+    """The base (untrained-head) embed, cross, cascade and hybrid versions, exported once
+    per session into the shared models_dir (the same folders every test module reuses)."""
     from scoring.training.export_ranker import ensure_base_ranker  # torch: test-time only
 
     return {kind: ensure_base_ranker(kind, models_dir) for kind in LEARNED_KINDS}
@@ -41,6 +41,11 @@ def cross_dir(ranker_dirs: dict[str, Path]) -> Path:
 @pytest.fixture(scope="session")
 def cascade_dir(ranker_dirs: dict[str, Path]) -> Path:
     return ranker_dirs["cascade"]
+
+
+@pytest.fixture(scope="session")
+def hybrid_dir(ranker_dirs: dict[str, Path]) -> Path:
+    return ranker_dirs["hybrid"]
 
 
 def clone_version(src: Path, dst: Path, **manifest_changes: Any) -> Path:

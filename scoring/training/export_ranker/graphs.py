@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,11 @@ def export_graph(
     module: torch.nn.Module,
     args: Mapping[str, torch.Tensor],
     axes: Mapping[str, Mapping[int, str]],
-    output: str,
+    output: str | Sequence[str],
     path: Path,
 ) -> int:
-    """Export with dynamic axes (named per input), name the output; returns the opset."""
+    """Export with dynamic axes (named per input), name the output(s); returns the opset."""
+    names = [output] if isinstance(output, str) else list(output)
     dims: dict[str, Any] = {}
     shared: dict[str, Any] = {}
     for name in args:
@@ -57,14 +58,15 @@ def export_graph(
     if program is None:
         raise ModelError("torch.onnx.export returned no ONNX program")
     graph = program.model.graph
-    out = graph.outputs[0]
+    outs = list(graph.outputs)[: len(names)]
     for node in graph:
         node.metadata_props.clear()  # stack traces differ per run: drop them for stable bytes
         for value in node.outputs:
             value.metadata_props.clear()
-            if value.name == output and value is not out:
-                value.name = f"{output}_inner"  # a duplicate name makes the model invalid
-    out.name = output
+            if value.name in names and all(value is not o for o in outs):
+                value.name = f"{value.name}_inner"  # a duplicate name makes the model invalid
+    for out, name in zip(outs, names, strict=True):
+        out.name = name
     program.save(str(path), external_data=False)
     onnx.checker.check_model(str(path), full_check=True)
     model = onnx.load(str(path), load_external_data=False)

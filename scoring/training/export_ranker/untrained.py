@@ -1,8 +1,9 @@
 """The base (untrained) rankers: exported once per registry, found again afterwards.
 
 cross: base MiniLM + a linear head drawn with seed 0; embed: base encoder + an EmbedHead whose
-output layer is zero (ranks like zero-shot); cascade: those two with `cascade_k`. Exports are
-deterministic: same bytes, same version.
+output layer is zero (ranks like zero-shot); cascade: those two with `cascade_k`; hybrid: base
+encoder + zero-shot cosine with a few feature priors (hybrid_model.base_hybrid), no neighbours.
+Exports are deterministic: same bytes, same version.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import logging
 from pathlib import Path
 
 from scoring.base import Manifest, ModelError
+from scoring.behaviour_spec import BehaviourSpec
 from scoring.kinds import ModelKind
-from scoring.training.export_ranker import cascade, cross, embed
+from scoring.neighbours import Neighbours
+from scoring.training.export_ranker import cascade, cross, embed, hybrid
+from scoring.training.hybrid_model import base_hybrid
 from scoring.training.models import CrossRanker, EmbedHead, base_encoder, hidden_size
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,12 @@ def _export_base(kind: ModelKind, models_dir: Path, cascade_k: int) -> Path:
         encoder = base_encoder()
         head = EmbedHead(hidden_size(encoder.bert), seed=0)
         manifest = embed.export_embed(encoder, head, models_dir=models_dir, metrics=untrained)
+    elif kind is ModelKind.HYBRID:
+        spec = BehaviourSpec()
+        encoder = base_encoder()
+        manifest = hybrid.export_hybrid(
+            encoder, base_hybrid(spec.names, hidden_size(encoder.bert)), spec,
+            Neighbours.empty(spec.neighbours), models_dir=models_dir, metrics=untrained)
     else:
         embed_dir = ensure_base_ranker(ModelKind.EMBED, models_dir)
         cross_dir = ensure_base_ranker(ModelKind.CROSS, models_dir)

@@ -28,15 +28,19 @@ def test_both_layouts_load_the_same_movies_and_timeline(
     assert len(latest.tags) == len(fixture_data.tags) and old.tags == []
 
 
-def test_ratings_replay_in_time_order_with_ties_in_file_order(latest_dir: Path) -> None:
+def test_ratings_replay_in_time_order_with_ties_in_seeded_random_order(latest_dir: Path) -> None:
     data = load(latest_dir)
     stamps = [r.ts for r in data.ratings]
     assert stamps == sorted(stamps)
     ties = [(a, b) for a, b in zip(data.ratings, data.ratings[1:], strict=False) if a.ts == b.ts]
     assert ties, "the fixture has equal timestamps"
-    for a, b in ties:
-        # Files list a user's ratings together, by movie id; a tie keeps that order.
-        assert (int(a.user_id), int(a.movie_id)) < (int(b.user_id), int(b.movie_id))
+    # Files list a user's ratings together by movie id; ties must not keep that order.
+    in_file_order = [(int(a.user_id), int(a.movie_id)) < (int(b.user_id), int(b.movie_id))
+                     for a, b in ties]
+    assert not all(in_file_order)
+    assert load(latest_dir).ratings == data.ratings  # the same seed, the same timeline
+    other = load(latest_dir, tie_seed=1).ratings
+    assert other != data.ratings and sorted(other, key=str) == sorted(data.ratings, key=str)
 
 
 def test_movie_text_and_decade(latest_dir: Path) -> None:

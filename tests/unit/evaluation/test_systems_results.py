@@ -9,7 +9,7 @@ import pytest
 
 from evaluation.movielens import Movie
 from evaluation.protocol import Search
-from evaluation.results import NDCG, Scored, goal, table, tables
+from evaluation.results import BEST_RULE, NDCG, POPULARITY_SEEN, Scored, goal, table, tables
 from evaluation.systems import (
     Popularity,
     PopularityUnseen,
@@ -72,35 +72,54 @@ def test_scorer_systems_build_the_workers_request() -> None:
 
 
 def scored(name: str, ndcg: list[float], *, personalized: bool = False, learned: bool = False,
-           diagnostic: bool = False) -> Scored:
+           diagnostic: bool = False, users: list[str] | None = None) -> Scored:
     arr = np.asarray(ndcg, dtype=np.float64)
+    who = np.array(users if users is not None else [f"u{i % 30}" for i in range(len(arr))])
     return Scored(name, personalized, learned, "", {NDCG: arr, "mrr": arr, "hit@10": arr > 0},
-                  0.0, diagnostic)
+                  0.0, diagnostic, who)
 
 
-def test_table_reference_is_the_best_non_personalized_and_deltas_are_paired() -> None:
+def test_references_are_the_best_rule_and_popularity_seen_and_deltas_are_paired() -> None:
     rng = np.random.default_rng(0)
     base = rng.uniform(0, 0.5, 300)
     systems = [
         scored("retriever", list(base)),
-        scored("popularity", list(base + 0.05)),
+        scored(POPULARITY_SEEN, list(base + 0.05), personalized=True),
+        scored("co-occurrence", list(base + 0.1), personalized=True),
         scored("learned", list(base + 0.2), personalized=True, learned=True),
-        scored("diag", list(base + 0.4), personalized=False, diagnostic=True),
+        scored("diag", list(base + 0.4), diagnostic=True),
     ]
-    t = table("p", "all", systems, recall=0.4)
-    assert t is not None and t.reference == "popularity"  # the diagnostic is never reference
+    t = table("p", "all", systems, recall=0.4, all_searches=600)
+    assert t is not None and t.reference == "co-occurrence"  # diagnostics never reference
+    assert t.references[POPULARITY_SEEN] == POPULARITY_SEEN
     learned = t.row("learned")
-    assert learned.delta is not None and learned.delta.mean == pytest.approx(0.15)
+    assert learned.delta is not None and learned.delta.mean == pytest.approx(0.1)
     # Paired: a constant shift has a zero-width interval, whatever the spread of the lists.
     assert learned.delta.high - learned.delta.low == pytest.approx(0.0, abs=1e-12)
-    assert learned.relative == pytest.approx(0.15 / float((base + 0.05).mean()))
-    assert t.row("popularity").delta is None
+    assert learned.relative[BEST_RULE] == pytest.approx(0.1 / float((base + 0.1).mean()))
+    pop = learned.deltas[POPULARITY_SEEN]
+    assert pop is not None and pop.mean == pytest.approx(0.15)
+    assert t.row("co-occurrence").delta is None
+    # Misses count as 0: half the segment's searches were never rankable.
+    assert learned.ndcg_all == pytest.approx(float((base + 0.2).mean()) / 2)
     assert t.best().system == "learned"  # diagnostics are explanations, not winners
+    assert t.pair("learned", "retriever").mean == pytest.approx(0.2)
     g = goal(t)
-    assert g["system"] == "learned" and g["met"] == (learned.relative >= 0.25)
+    assert g["system"] == "learned" and g["met"] == (learned.relative[BEST_RULE] >= 0.25)
     assert table("p", "cold", [s.take(np.arange(0)) for s in systems], 0.0) is None
-    with pytest.raises(ValueError, match="non-personalized"):
-        table("p", "all", [systems[2]], 0.4)
+    with pytest.raises(ValueError, match="non-learned"):
+        table("p", "all", [systems[3]], 0.4)
+
+
+def test_intervals_resample_users() -> None:
+    values = [1.0] * 50 + [0.0] * 50
+    heavy = scored("pop", values, users=["a"] * 50 + ["b"] * 50)
+    spread = scored("pop", values, users=[f"u{i}" for i in range(100)])
+    wide = table("p", "all", [heavy], 1.0)
+    narrow = table("p", "all", [spread], 1.0)
+    assert wide is not None and narrow is not None
+    w, n = wide.row("pop").ndcg, narrow.row("pop").ndcg
+    assert (w.high - w.low) > 2 * (n.high - n.low)
 
 
 def test_tables_split_warm_and_cold() -> None:

@@ -66,3 +66,20 @@ def test_per_list_metrics() -> None:
     out = per_list([[3, 2, 1], [1, 2, 3]], [[1, 0, 0], [1, 0, 0]], k=10)
     assert out["mrr"].tolist() == pytest.approx([1.0, 1 / 3])
     assert out["hit@10"].tolist() == [1.0, 1.0]
+
+
+def test_user_bootstrap_resamples_users_not_lists() -> None:
+    from scoring.quality import paired_user_bootstrap, user_bootstrap
+
+    # One heavy user with many identical lists, many light users with varied ones.
+    values = np.array([1.0] * 200 + [0.0, 1.0] * 20)
+    users = np.array(["heavy"] * 200 + [f"u{i}" for i in range(40)])
+    by_user = user_bootstrap(values, users, rounds=500)
+    by_list = bootstrap(values, rounds=500)
+    assert by_user.mean == pytest.approx(values.mean())
+    # Lists of one user move together: the interval is much wider than resampling lists.
+    assert (by_user.high - by_user.low) > 3 * (by_list.high - by_list.low)
+    same = paired_user_bootstrap(values, values, users)
+    assert same.mean == same.low == same.high == 0.0
+    with pytest.raises(ValueError):
+        user_bootstrap(values, users[:-1])
