@@ -16,6 +16,7 @@ from typing import Protocol
 
 from contracts import Candidate, Item, SearchEvent
 from contracts.ids import Attributes
+from contracts.ids import item_attributes as attributes_of
 from scoring.behaviour import BehaviourInputs
 from state.interactions import InteractionStore
 from state.item_stats import ItemStatsReading
@@ -26,16 +27,9 @@ class StatsSource(Protocol):
 
 
 def item_attributes(item: Item | None) -> Attributes | None:
-    """An item's attributes for the behaviour features: its category (several values when
-    written "A|B", as MovieLens genres are) and brand; None for an unknown item."""
-    if item is None:
-        return None
-    attributes: dict[str, str | list[str]] = {}
-    if item.category:
-        attributes["category"] = [part for part in item.category.split("|") if part.strip()]
-    if item.brand:
-        attributes["brand"] = item.brand
-    return attributes
+    """An item's attributes for the behaviour features (contracts.ids.item_attributes: the
+    evaluation derives them the same way); None for an item the catalog does not know."""
+    return None if item is None else attributes_of(item)
 
 
 def item_value(item: Item | None) -> float | None:

@@ -34,8 +34,7 @@ class Stats:
 
 def test_attributes_split_multi_valued_categories_and_keep_the_brand() -> None:
     assert item_attributes(ITEMS["a"]) == {"category": ["Shoes", "Running"], "brand": "Acme"}
-    assert item_attributes(ITEMS["b"]) == {"category": ["Kitchen"]}
-    assert item_attributes(Item(item_id="c", title="x")) == {}
+    assert item_attributes(ITEMS["b"]) == {"category": ["Kitchen"], "brand": None}
     assert item_attributes(None) is None
     assert (item_value(ITEMS["a"]), item_value(ITEMS["b"]), item_value(None)) == (80.0, None, None)
 
