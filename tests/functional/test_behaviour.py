@@ -137,6 +137,25 @@ def offline_features(event: SearchEvent) -> np.ndarray:
     return build(SPEC, inputs, NEIGHBOURS)
 
 
+def replay_features(event: SearchEvent) -> np.ndarray:
+    """The evaluation's own replay state (evaluation/behaviour_replay.py) fed the same events."""
+    from evaluation.behaviour_replay import BehaviourState as ReplayState
+    from evaluation.protocol import Search
+
+    state = ReplayState(SPEC)
+    for n, (user, item, kind, ts) in enumerate(EVENTS):
+        state.apply(f"e{n}", user, item, kind, ts, item_attributes(CATALOG.get(item)) or {})
+    ids = tuple(c.item_id for c in event.candidates)
+    search = Search(
+        index=0, request_id=event.request_id, user_id=event.user_id, ts=event.ts,
+        query=event.query, query_kind="tag", movie_id=ids[0], grade=1.0, candidates=ids,
+        retrieval_scores=tuple(float(c.retrieval_score or 0.0) for c in event.candidates),
+        popularity=(0,) * len(ids), seen=(False,) * len(ids), history=(), prior_events=0,
+        test=True)
+    attributes = {i: item_attributes(CATALOG.get(i)) or {} for i in ids}
+    return build(SPEC, state.inputs(search, attributes), NEIGHBOURS)
+
+
 async def test_a_text_scorer_costs_no_gathering(worker: Worker) -> None:
     sr, outbox = worker  # the zero-shot scorer: it reads no behaviour
 
@@ -207,6 +226,13 @@ async def test_the_sample_carries_the_features_the_scorer_built_and_they_equal_o
         want = offline_features(event)  # rows in the search's candidate order
         order = [[c.item_id for c in event.candidates].index(i.item_id) for i in sample.items]
         assert logged.view(np.int32).tolist() == want[order].view(np.int32).tolist()
+        # The evaluation's replay agrees too, except the price columns: it passes no item
+        # values (MovieLens items have none), the worker passes the catalog's prices.
+        replayed = replay_features(event)[order]
+        prices = [SPEC.index("item_value"), SPEC.index("item_value_known")]
+        keep = [j for j in range(SPEC.size) if j not in prices]
+        assert logged[:, keep].view(np.int32).tolist() == replayed[:, keep].view(
+            np.int32).tolist()
     # The features mean something: ann bought running-0, running-1's strongest neighbour,
     # so it leads her list; a stranger's list has no co-occurrence at all.
     assert samples["r-ann"].items[0].item_id == "running-1"
