@@ -35,6 +35,12 @@ class Report:
     recovery: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
 
+    def breakdown(self) -> Step | None:
+        """The step whose stage times are reported: the last that held, else the lowest."""
+        if self.held is not None:
+            return self.held
+        return min(self.sustained, key=lambda s: s.offered_per_s, default=None)
+
     def capacity(self) -> dict[str, Any]:
         held = self.held
         return {
@@ -45,10 +51,12 @@ class Report:
         }
 
     def as_dict(self) -> dict[str, Any]:
+        shown = self.breakdown()
+        stages = shown.stages if shown is not None else {}
         return {
             "capacity": self.capacity(), "meta": self.meta, "scorer": self.scorer,
             "catalog": self.catalog, "sustained": [asdict(s) for s in self.sustained],
-            "stages": {k: asdict(v) for k, v in (self.held.stages if self.held else {}).items()},
+            "stages": {k: asdict(v) for k, v in stages.items()},
             "warm_burst": {**self.warm, "step": asdict(self.warm_burst)
                            if self.warm_burst else None},
             "actions": self.actions,
@@ -84,20 +92,23 @@ def render(report: Report) -> str:
         f"deadline {m.get('deadline_ms')} ms, max age {m.get('max_age_ms')} ms; load average "
         f"at start {m.get('load_average')}",
         "",
-        f"**Capacity: {cap['searches_per_s']} searches/s** through Kafka at p99 "
-        f"{cap['p99_ms']} ms (SLO {m.get('slo_ms')} ms), {cap['degraded']} degraded; the scorer "
-        f"alone: {cap['scorer_searches_per_s']} searches/s at p99 "
+        (f"**Capacity: {cap['searches_per_s']} searches/s** through Kafka at p99 "
+         f"{cap['p99_ms']} ms (SLO {m.get('slo_ms')} ms), {cap['degraded']} degraded"
+         if report.held is not None else
+         f"**Capacity: none** (no step held p99 <= {m.get('slo_ms')} ms with nothing degraded)")
+        + f"; the scorer alone: {cap['scorer_searches_per_s']} searches/s at p99 "
         f"{report.scorer.get('p99_ms')} ms.",
         "",
         f"Catalog warm-up: {report.catalog.get('items')} items in "
         f"{report.catalog.get('seconds')} s ({report.catalog.get('ms_per_item')} ms per item).",
         "", "## Sustained capacity (rising open-loop steps)", "", *_steps(list(report.sustained)),
     ]
-    if report.held is not None and report.held.stages:
-        lines += ["", f"## Where the time goes at {report.held.offered_per_s}/s (worker "
+    shown = report.breakdown()
+    if shown is not None and shown.stages:
+        lines += ["", f"## Where the time goes at {shown.offered_per_s}/s (worker "
                   "histograms)", "", "| stage | count | mean ms | p50 ms | p99 ms |",
                   "|---|---|---|---|---|"]
-        stages = report.held.stages
+        stages = shown.stages
         for name in [*[s for s in STAGE_ORDER if s in stages],
                      *sorted(set(stages) - set(STAGE_ORDER))]:
             st = stages[name]
