@@ -27,7 +27,7 @@ FROM python:3.11-slim AS trainer
 WORKDIR /app
 COPY constraints.txt ./
 COPY --from=source /wheels /wheels
-RUN pip install --no-cache-dir -c constraints.txt "$(ls /wheels/streamrank-*.whl)[train]"
+RUN pip install --no-cache-dir -c constraints.txt "$(ls /wheels/streamrank-*.whl)[train,eval]"
 ENV HF_HUB_OFFLINE=1 \
     STREAMRANK_MODELS_DIR=/models \
     STREAMRANK_STATE_DIR=/state

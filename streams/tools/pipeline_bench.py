@@ -95,14 +95,15 @@ def model_version(settings: Settings, kind: ModelKind) -> Path:
 def scorer_alone(version: Path, items: list[Item], opts: Options) -> dict[str, Any]:
     """Capacity of the scorer through a micro-batcher in this process (bench scorer's rule)."""
     from streams.tools import scorer_bench as sb  # torch: only for this phase
+    from streams.tools.behaviour_workload import USERS
 
     scorer = ModelRegistry(version.parent).load(version, device="cpu")
     reqs = sb.workload(items, 6000, opts.candidates, seed=7)
     if scorer.caches_items:
         scorer.warm_items([(i.item_id, i.text()) for i in items])
-    for start in range(0, sb.USERS, 8):  # users' histories seen, as in a running worker
+    for start in range(0, USERS, 8):  # users' histories seen, as in a running worker
         scorer.score(reqs[start : start + 8])
-    fresh = sb.Fresh(reqs[sb.USERS:])
+    fresh = sb.Fresh(reqs[USERS:])
     t0 = time.perf_counter()
     probe = fresh.take(64)
     for k in range(0, len(probe), 8):

@@ -103,7 +103,7 @@ def test_only_the_trainer_image_installs_an_extra() -> None:
     runtime_installs = [r for r in images["runtime"].instructions("RUN") if "pip install" in r]
     assert runtime_installs and not any("[" in r for r in runtime_installs), runtime_installs
     trainer_installs = " ".join(images["trainer"].instructions("RUN"))
-    assert "[train]" in trainer_installs
+    assert "train" in trainer_extras(), trainer_installs
     assert "dev" not in " ".join(r for s in images.values() for r in s.instructions("RUN"))
     # Serving starts without torch: the model comes exported from the trainer stage.
     assert any(c.startswith("--from=trainer") and "/models" in c
@@ -206,9 +206,19 @@ def test_each_command_imports_only_packages_the_images_have(command: str) -> Non
     modules = closure(COMMANDS[command])
     ours = {m.split(".")[0] for m in modules} & local_packages()
     assert ours <= in_image(), f"`streamrank {command}` imports {ours - in_image()}"
-    trainer = installed_with(("train",))
+    extras = trainer_extras()
+    trainer = installed_with(extras)
     unprovided = {m for m in external(modules) - ours if not providers(m) & trainer}
-    assert not unprovided, f"{command} imports {unprovided}: not installed by streamrank[train]"
+    assert not unprovided, f"{command} imports {unprovided}: not installed by {extras}"
+
+
+def trainer_extras() -> tuple[str, ...]:
+    """The extras the trainer stage installs the wheel with (`...whl)[train,eval]`)."""
+    found = [re.search(r"\.whl\)\[([\w,]+)\]", run) for run in
+             dockerfile()["trainer"].instructions("RUN")]
+    extras = [m.group(1) for m in found if m]
+    assert len(extras) == 1, "the trainer installs the wheel once, with its extras"
+    return tuple(sorted(extras[0].split(",")))
 
 
 @pytest.mark.parametrize("command", RUNTIME_COMMANDS)
