@@ -1,8 +1,9 @@
 """Kafka 3.9 stays supported, and the upgrade in docs/operations.md is tested, not only
 written: the core path (search answered, action applied, samples written in a transaction)
 on a 3.9.1 broker, then the same data directory started by the default 4.x release with
-everything intact (topics, records, committed group offsets, transactional samples), and the
-worker carrying on there."""
+everything intact (topics, records, committed group offsets, transactional samples), the
+worker carrying on there, and the feature levels finalized under it (the upgrade's last
+step)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from contracts import ActionEvent, Candidate, SearchEvent, encode
 from streams.kafka.broker_config import KAFKA_VERSION, LEGACY_KAFKA_VERSION, free_port
+from streams.kafka.broker_features import finalize_features
 from streams.kafka.local_broker import LocalBroker
 from tests.integration.faults.harness import FaultDeployment, read_topic, wall_ms
 
@@ -84,6 +86,10 @@ async def test_kafka39_core_path_then_upgrade_to_4(tmp_path: Path, models_dir: P
         results = await read_topic(dep.clients, dep.topics.recommendations, idle_s=1.0)
         assert [orjson.loads(r.value)["request_id"] for r in results] == ["r-v3"]
         assert len(await samples_of(dep, "r-v3")) == committed  # the transaction, intact
+        # Step 3 not yet taken: the cluster still runs 3.9's metadata version (a rollback to
+        # 3.9 is possible), and the finalization validates.
+        pending = finalize_features(new, dry_run=True)["metadata.version"]
+        assert pending.before == pending.after < pending.supported
 
         worker = dep.start_worker(**fast)
         await worker.wait_ready(180)
@@ -93,9 +99,18 @@ async def test_kafka39_core_path_then_upgrade_to_4(tmp_path: Path, models_dir: P
                                          w.get("/users/ann/sequence/")["entries"]]
                               == ["v4-1", "v3-1"], "history kept and extended on 4.x", 60)
         assert await samples_of(dep, "r-v4")  # transactions on 4.x
+        # Step 3: finalize the feature levels under a running worker, which carries on.
+        final = finalize_features(new)
+        assert all(f.after == f.supported for f in final.values()), final
+        assert final["metadata.version"].after > final["metadata.version"].before
+        await search_and_act(dep, "v5")
+        await worker.wait_for(lambda w: [e["item_id"] for e in
+                                         w.get("/users/ann/sequence/")["entries"]]
+                              == ["v5-1", "v4-1", "v3-1"], "the worker after finalizing", 60)
+        assert await samples_of(dep, "r-v5")
         results = await read_topic(dep.clients, dep.topics.recommendations, idle_s=1.0)
         assert Counter(orjson.loads(r.value)["request_id"] for r in results) == {
-            "r-v3": 1, "r-v4": 1}
+            "r-v3": 1, "r-v4": 1, "r-v5": 1}
         new.stop()
     finally:
         dep.stop()
