@@ -190,6 +190,10 @@ def fit_hybrid(
     if any(x.features.shape[1] != n_features for x in data):
         raise ValueError(f"every list needs {n_features} feature columns")
     torch.set_num_threads(max(1, min(cfg.threads, torch.get_num_threads())))
+    # Adam's moment estimates decay into subnormal floats over epochs, and x86 handles those
+    # in microcode: epochs of the full MovieLens run slowed from 37 s to 180 s. Flushing them
+    # to zero changes no result that matters (they are below 1e-38).
+    torch.set_flush_denormal(True)
     enc = (encoder if encoder is not None else base_encoder()).eval()
     if table is None:
         featurizer = Featurizer.from_file(base_model_path() / TOKENIZER_FILE,
