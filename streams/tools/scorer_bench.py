@@ -367,9 +367,10 @@ def render(report: Report) -> str:
              "| kind | backend | provider | searches/call | calls | call p50 ms | searches/s "
              "| pairs/s | x torch |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report.sweep:
-        ratio = r.searches_per_s / base[(r.kind, r.batch)] if (r.kind, r.batch) in base else 0
+        ratio = (f"{r.searches_per_s / base[(r.kind, r.batch)]:.2f}"
+                 if base.get((r.kind, r.batch)) else "—")  # the hybrid has no torch backend
         lines.append(f"| {r.kind} | {r.backend} | {r.provider} | {r.batch} | {r.calls} | "
-                     f"{r.call_ms_p50} | {r.searches_per_s} | {r.pairs_per_s} | {ratio:.2f} |")
+                     f"{r.call_ms_p50} | {r.searches_per_s} | {r.pairs_per_s} | {ratio} |")
     lines += ["", "| kind | backend | offered/s | achieved/s | p50 ms | p99 ms | degraded "
               "| searches |", "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r.kind} | {r.backend} | {r.target_per_s} | {r.achieved_per_s} | {r.p50_ms} "
