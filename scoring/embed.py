@@ -39,7 +39,7 @@ from scoring.session import (
     wants_gpu,
 )
 from scoring.variants import choose_variant
-from scoring.zeroshot import LRUCache, gather_vectors
+from scoring.zeroshot import Gathered, LRUCache, gather_vectors
 
 log = logging.getLogger(__name__)
 
@@ -200,15 +200,11 @@ class EmbedScorer:
             scores = self._score(requests, timings, self._items, self._texts, count=True)
         return ScoreResult(scores, timings)
 
-    def _score(
-        self,
-        requests: Sequence[ScoreRequest],
-        timings: Timings,
-        items_cache: LRUCache[ItemKey],
-        texts_cache: LRUCache[str],
-        *,
-        count: bool = False,
-    ) -> list[list[float]]:
+    def _gather(self, requests: Sequence[ScoreRequest], timings: Timings,
+                items_cache: LRUCache[ItemKey], texts_cache: LRUCache[str], *,
+                count: bool) -> Gathered:
+        """The requests' vectors from the caches, encoding what they miss; `count` adds the
+        hits and misses to the scorer's counters (warm-up passes do not)."""
         got = gather_vectors(requests, self._history, items_cache, texts_cache,
                              lambda texts: self._encode(texts, timings))
         if count:
@@ -219,6 +215,18 @@ class EmbedScorer:
             if got.encoded:
                 self.encoded_items += got.item_misses
                 self.encoded_texts += got.text_misses
+        return got
+
+    def _score(
+        self,
+        requests: Sequence[ScoreRequest],
+        timings: Timings,
+        items_cache: LRUCache[ItemKey],
+        texts_cache: LRUCache[str],
+        *,
+        count: bool = False,
+    ) -> list[list[float]]:
+        got = self._gather(requests, timings, items_cache, texts_cache, count=count)
         raw = self._run_head(requests, got.items, got.texts, timings)
         return [
             unknown_last(row, [text for _, text in req.candidates])

@@ -35,7 +35,7 @@ from scoring.embed import EmbedScorer, ItemKey, Timings, Vector
 from scoring.explanation import Explanation
 from scoring.neighbours import NEIGHBOURS_FILE, Neighbours
 from scoring.session import unknown_last
-from scoring.zeroshot import LRUCache, gather_vectors
+from scoring.zeroshot import LRUCache
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +106,7 @@ class HybridScorer(EmbedScorer):
         self, requests: Sequence[ScoreRequest], timings: Timings,
         items_cache: LRUCache[ItemKey], texts_cache: LRUCache[str], *, count: bool,
     ) -> tuple[list[list[float]], list[Matrix | None], list[Explanation | None]]:
-        got = gather_vectors(requests, self._history, items_cache, texts_cache,
-                             lambda texts: self._encode(texts, timings))
-        if count:
-            self.item_hits += got.item_hits
-            self.item_misses += got.item_misses
-            self.text_hits += got.text_hits
-            self.text_misses += got.text_misses
-            if got.encoded:
-                self.encoded_items += got.item_misses
-                self.encoded_texts += got.text_misses
+        got = self._gather(requests, timings, items_cache, texts_cache, count=count)
         started = time.perf_counter()
         matrices: list[Matrix | None] = [self.features(r) for r in requests]
         timings["features"] = timings.get("features", 0.0) + time.perf_counter() - started
