@@ -192,8 +192,18 @@ def fit_hybrid(
     torch.set_num_threads(max(1, min(cfg.threads, torch.get_num_threads())))
     # Adam's moment estimates decay into subnormal floats over epochs, and x86 handles those
     # in microcode: epochs of the full MovieLens run slowed from 37 s to 180 s. Flushing them
-    # to zero changes no result that matters (they are below 1e-38).
+    # to zero changes no result that matters (they are below 1e-38); the flag is the CPU's,
+    # for the whole process, so it is set back once training is done.
     torch.set_flush_denormal(True)
+    try:
+        return _fit(data, n_features, cfg, encoder, table, on_epoch, started)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _fit(data: list[HybridList], n_features: int, cfg: HybridConfig,
+         encoder: SentenceEmbedder | None, table: TextTable | None,
+         on_epoch: EpochHook | None, started: float) -> HybridFit:
     enc = (encoder if encoder is not None else base_encoder()).eval()
     if table is None:
         featurizer = Featurizer.from_file(base_model_path() / TOKENIZER_FILE,

@@ -1,5 +1,6 @@
 """Finalizing a Kafka upgrade: after every node of a cluster runs the new release, its
-feature levels (metadata.version first) are raised to what the release supports. Until then
+metadata.version is raised to what the release supports (other features, such as the new
+group protocol, are opt-in and left alone). Until then
 the cluster keeps the old release's metadata version and can be rolled back; after it, it
 cannot. `kafka-features.sh upgrade --release-version X` does this on a real cluster; the
 local broker ships no Kafka scripts (only the jars from Maven Central), so this runs the same
@@ -31,8 +32,9 @@ class FeatureLevel:
 
 def finalize_features(broker: LocalBroker, *, dry_run: bool = False,
                       timeout: float = 120) -> dict[str, FeatureLevel]:
-    """Raise every feature of `broker`'s cluster to the highest level its release supports
-    (validated only with `dry_run`); the levels before and after, by feature name."""
+    """Raise the metadata.version of `broker`'s cluster to the highest level its release
+    supports (validated only with `dry_run`); every feature's levels before and after, by
+    name."""
     java = shutil.which("java")
     if java is None:
         raise RuntimeError("java not found: Kafka's Admin client needs Java 17 or newer")

@@ -81,6 +81,9 @@ def test_training_learns_the_behaviour_signal(trained) -> None:  # type: ignore[
     assert max(curve) > 0.9  # co-occurrence with the user's purchases finds the positive
     scores = fit.scores(lists[:5])
     assert [len(s) for s in scores] == [8] * 5
+    # Training flushes subnormal floats (speed) and sets the CPU flag back when it is done:
+    # later code in the process (hypothesis, numerics) needs IEEE subnormals.
+    assert (torch.tensor([1e-310], dtype=torch.float64) * 1.0).item() != 0.0
 
 
 def test_export_parity_explanations_and_reload(  # type: ignore[no-untyped-def]
