@@ -30,14 +30,9 @@ class ActionGate:
         self,
         end_offset: Callable[[int], int | None],
         committed: Callable[[int], Awaitable[int | None]],
-        latest: Callable[[int], Awaitable[int | None]] | None = None,
     ) -> None:
         self._end_offset = end_offset  # the action partition's high watermark
         self._committed = committed  # where the group resumes reading the action partition
-        # Asked of the broker while the consumer knows no high watermark yet: a partition
-        # with nothing new to read may get none for a long time after a restart, and
-        # windows must still close then.
-        self._latest = latest
         self._next: dict[int, int] = {}
         self._watermark: dict[int, int] = {}
 
@@ -54,8 +49,6 @@ class ActionGate:
     async def cutoff(self, partition: int, now: int) -> int:
         """The time up to which windows of `partition` may close at a tick sent at `now`."""
         end = self._end_offset(partition)
-        if end is None and self._latest is not None:
-            end = await self._latest(partition)
         done = self._next.get(partition)
         if done is None and end is not None:
             # Nothing read since the partition was assigned: caught up if the group had
@@ -82,16 +75,6 @@ class KafkaActionOffsets:
         try:
             end = self.app.consumer.highwater(TP(self.topic, partition))
         except Exception:  # consumer not started, or the partition not assigned (yet)
-            return None
-        return end if isinstance(end, int) and end >= 0 else None
-
-    async def latest(self, partition: int) -> int | None:
-        """The partition's end offset, asked of the broker."""
-        tp = TP(self.topic, partition)
-        try:
-            end = (await self.app.consumer.highwaters(tp)).get(tp)
-        except Exception as exc:  # asked again at the next tick
-            log.debug("end offset of %s[%d] unavailable: %r", self.topic, partition, exc)
             return None
         return end if isinstance(end, int) and end >= 0 else None
 

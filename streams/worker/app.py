@@ -126,7 +126,7 @@ class StreamrankApp:
                 transactional_prefix=f"{settings.app_id}-samples",
                 lookback_ms=round(settings.impression_ttl_s * 1000),
             ),
-            ActionGate(offsets.end_offset, offsets.committed, offsets.latest),
+            ActionGate(offsets.end_offset, offsets.committed),
             ticks=self.topics.ticks,
             owned=self.owned_partitions,
             tick_s=settings.attribution_tick_s,
