@@ -229,5 +229,5 @@ async def restart_and_check(dep: Deployment, env: dict[str, str],
     await worker.wait_ready()
     third, _ = await search_all(dep, {"c-ann": "ann"}, offset=30)
     want.update(expected(third, labels))
-    again = await read_samples(dep, len(want))
+    again = await read_samples(dep, len(want), timeout=120)
     assert Counter(s.request_id for s in again) == Counter(want.keys())
